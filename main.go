@@ -1,0 +1,94 @@
+// Command sidetail follows log files and writes their lines to stdout, for the
+// streaming-sidecar pattern in Kubernetes pods.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+)
+
+// version is set at build time with -ldflags '-X main.version=…'.
+var version = "dev"
+
+// CLI is the command line: a tail command (the default) and a version command.
+type CLI struct {
+	Tail    TailCmd    `cmd:"" default:"withargs" help:"Follow files and write their lines to stdout (the default command)."`
+	Version VersionCmd `cmd:"" help:"Print the version."`
+}
+
+// streams are what commands write to; tests pass their own.
+type streams struct {
+	stdout, stderr io.Writer
+}
+
+// exitCode carries kong's request to exit (after --help) out of Parse.
+type exitCode int
+
+func main() {
+	// A closed stdout must end us with an error line, not kill us with SIGPIPE.
+	signal.Ignore(syscall.SIGPIPE)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], streams{os.Stdout, os.Stderr}))
+}
+
+// run parses args and runs the command; it returns the exit code: 2 for usage
+// errors, 1 for failures, 0 otherwise.
+func run(ctx context.Context, args []string, s streams) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			c, ok := r.(exitCode)
+			if !ok {
+				panic(r)
+			}
+			code = int(c)
+		}
+	}()
+	var cli CLI
+	parser, err := kong.New(&cli,
+		kong.Name("sidetail"),
+		kong.Description("Follow log files (tail -n+1 -F, lossless across rotation) and write their lines to stdout.\n\n"+
+			"Usage: sidetail [tail] [flags] [TAG=]PATH...   (flags: sidetail tail --help)"),
+		kong.Writers(s.stdout, s.stderr),
+		kong.Exit(func(c int) { panic(exitCode(c)) }),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+		kong.Vars{"version": version},
+	)
+	if err != nil {
+		panic(err) // the CLI struct itself is wrong: a programming error
+	}
+	kctx, err := parser.Parse(args)
+	if err != nil {
+		fmt.Fprintf(s.stderr, "sidetail: %v (see sidetail --help)\n", err)
+		return 2
+	}
+	kctx.BindTo(ctx, (*context.Context)(nil))
+	kctx.Bind(s)
+	if err := kctx.Run(); err != nil {
+		fmt.Fprintf(s.stderr, "sidetail: %v\n", err)
+		if errors.As(err, new(usageError)) {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+// usageError is an error in what the user asked for, found after parsing.
+type usageError struct{ error }
+
+// VersionCmd prints the version.
+type VersionCmd struct{}
+
+// Run prints the version.
+func (VersionCmd) Run(s streams) error {
+	_, err := fmt.Fprintln(s.stdout, "sidetail", version)
+	return err
+}

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/sidetail/sidetail/tailer"
+)
+
+// TailCmd follows files and writes their lines to stdout.
+type TailCmd struct {
+	Paths        []string      `arg:"" optional:"" name:"path" env:"SIDETAIL_PATHS" help:"File or glob to follow; TAG=PATH sets the tag (default: base name without extension). Env: comma-separated."`
+	From         string        `enum:"head,tail" default:"head" env:"SIDETAIL_FROM" help:"Start files present at start-up at their head (every line) or tail (new lines only): ${enum}."`
+	Format       string        `enum:"raw,json" default:"raw" env:"SIDETAIL_FORMAT" help:"Output: raw lines or one JSON object per line (time, tag, file, message): ${enum}."`
+	Prefix       string        `env:"SIDETAIL_PREFIX" placeholder:"TEMPLATE" help:"Text before each raw line, with {tag}, {file} and {time}, e.g. '[{tag}] '."`
+	Timestamps   bool          `env:"SIDETAIL_TIMESTAMPS" help:"Start each raw line with its read time (RFC 3339), like kubectl logs --timestamps."`
+	MaxLine      Size          `default:"1Mi" env:"SIDETAIL_MAX_LINE" help:"Cut longer lines into pieces of at most this many bytes (Ki/Mi suffixes)."`
+	DrainTimeout time.Duration `default:"5s" env:"SIDETAIL_DRAIN_TIMEOUT" help:"On SIGTERM, time allowed to write every file up to its EOF."`
+	Settle       time.Duration `default:"250ms" env:"SIDETAIL_SETTLE" help:"After a rotation, read the old file until it has been quiet this long."`
+	Poll         bool          `env:"SIDETAIL_POLL" help:"Poll with stat instead of inotify (network filesystems)."`
+	PollInterval time.Duration `default:"250ms" env:"SIDETAIL_POLL_INTERVAL" help:"How often to stat files when polling."`
+	Quiet        bool          `env:"SIDETAIL_QUIET" help:"Log errors only."`
+
+	sources []tailer.Source
+	prefix  tailer.Prefix
+}
+
+// Validate checks what kong cannot: paths, globs, the prefix template.
+func (c *TailCmd) Validate() error {
+	tmpl := c.Prefix
+	if c.Timestamps && c.Format == "raw" {
+		tmpl = "{time} " + tmpl
+	}
+	if c.Prefix != "" && c.Format != "raw" {
+		return errors.New("--prefix: applies to --format=raw only; JSON already carries tag, file and time")
+	}
+	p, err := tailer.ParsePrefix(tmpl)
+	if err != nil {
+		return fmt.Errorf("--prefix: %w", err)
+	}
+	c.prefix = p
+	if c.MaxLine < 1 {
+		return errors.New("--max-line: must be at least 1 byte, e.g. 1Mi")
+	}
+	if c.PollInterval <= 0 {
+		return errors.New("--poll-interval: must be positive, e.g. 250ms")
+	}
+	if c.DrainTimeout < 0 || c.Settle < 0 {
+		return errors.New("--drain-timeout and --settle: must not be negative")
+	}
+	// kong hands a positional its environment variable as one value; a list of paths
+	// in SIDETAIL_PATHS is comma-separated, as the help says.
+	if env, ok := os.LookupEnv("SIDETAIL_PATHS"); ok && len(c.Paths) == 1 && c.Paths[0] == env {
+		c.Paths = strings.Split(env, ",")
+	}
+	if len(c.Paths) == 0 {
+		return errors.New("no PATH: name a file or glob to follow, e.g. sidetail /var/log/app/*.log")
+	}
+	c.sources = c.sources[:0]
+	for _, arg := range c.Paths {
+		src, err := parseSource(arg)
+		if err != nil {
+			return err
+		}
+		c.sources = append(c.sources, src)
+	}
+	return nil
+}
+
+// parseSource splits TAG=PATH and checks the path: a glob must be well formed and
+// a plain path must not be a directory. A missing file is fine: it is waited for.
+func parseSource(arg string) (tailer.Source, error) {
+	src := tailer.Source{Path: arg}
+	if tag, path, ok := strings.Cut(arg, "="); ok && validTag(tag) {
+		src = tailer.Source{Tag: tag, Path: path}
+	}
+	if src.Path == "" {
+		return src, fmt.Errorf("path %q: empty path; use TAG=PATH or PATH", arg)
+	}
+	if src.IsGlob() {
+		if _, err := filepath.Match(src.Path, ""); err != nil {
+			return src, fmt.Errorf("path %q: malformed glob: %v", src.Path, err)
+		}
+		return src, nil
+	}
+	if info, err := os.Stat(src.Path); err == nil && info.IsDir() {
+		return src, fmt.Errorf("path %q is a directory: name the files, e.g. %s", src.Path, filepath.Join(src.Path, "*.log"))
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrPermission) {
+		return src, fmt.Errorf("path %q: %v", src.Path, err)
+	}
+	return src, nil
+}
+
+// validTag reports whether s is a tag: letters, digits, '.', '_' and '-'.
+func validTag(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// Run follows the files until SIGTERM/SIGINT, then drains them within the drain
+// timeout.
+func (c *TailCmd) Run(ctx context.Context, s streams) error {
+	log := newLogger(s.stderr, c.Quiet)
+	cfg := tailer.Config{
+		Format:       tailer.Format{JSON: c.Format == "json", Prefix: c.prefix},
+		MaxLine:      int(c.MaxLine),
+		Settle:       c.Settle,
+		FromTail:     c.From == "tail",
+		Poll:         c.Poll,
+		PollInterval: c.PollInterval,
+		Log:          log,
+	}
+	done := make(chan error, 1)
+	go func() { done <- tailer.Run(ctx, cfg, c.sources, tailer.NewOutput(s.stdout)) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	timeout := time.NewTimer(c.DrainTimeout)
+	defer timeout.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-timeout.C:
+		return fmt.Errorf("files not drained within --drain-timeout=%s; lines after that point were not written", c.DrainTimeout)
+	}
+}

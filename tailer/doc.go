@@ -1,0 +1,17 @@
+// Package tailer follows log files by name and relays their lines to one writer,
+// with `tail -n+1 -F` semantics and without losing, repeating or splitting a line.
+//
+// "Follow" means, for each path:
+//   - read the open file to EOF, emit whole lines, hold a partial last line;
+//   - then stat the path and name what happened: nothing (wait for a wakeup),
+//     truncated (smaller than our offset, or refilled past it: the bytes just before
+//     our offset changed), replaced (the path names another file: rename rotation,
+//     delete+recreate, symlink swap) or gone;
+//   - a replaced or gone file is drained: read to EOF and then until it has been quiet
+//     for the settle period, because a writer may still hold the old descriptor;
+//     only then is the new file read, from its head.
+//
+// Wakeups come from fsnotify on each file's parent directory (rotation replaces the
+// file, so a watch on the file alone would miss it), with stat polling when inotify
+// cannot be used.
+package tailer

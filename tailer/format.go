@@ -1,0 +1,186 @@
+package tailer
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Format says how lines are written to the output.
+type Format struct {
+	// JSON writes one object per line: {"time","tag","file","message"[,"partial"]}.
+	JSON bool
+	// Prefix is written before each raw line; see ParsePrefix.
+	Prefix Prefix
+}
+
+// Prefix is a parsed --prefix template: literal text with {tag}, {file} and {time}.
+type Prefix []prefixPart
+
+type prefixPart struct {
+	literal string
+	field   string // "tag", "file" or "time"; empty for a literal
+}
+
+// ParsePrefix parses a template such as "[{tag}] " or "{time} ".
+func ParsePrefix(tmpl string) (Prefix, error) {
+	var p Prefix
+	for tmpl != "" {
+		open := strings.IndexByte(tmpl, '{')
+		if open < 0 {
+			p = append(p, prefixPart{literal: tmpl})
+			break
+		}
+		if open > 0 {
+			p = append(p, prefixPart{literal: tmpl[:open]})
+		}
+		end := strings.IndexByte(tmpl[open:], '}')
+		if end < 0 {
+			return nil, fmt.Errorf("unclosed %q: use {tag}, {file} or {time}", tmpl[open:])
+		}
+		field := tmpl[open+1 : open+end]
+		switch field {
+		case "tag", "file", "time":
+		default:
+			return nil, fmt.Errorf("unknown placeholder {%s}: use {tag}, {file} or {time}", field)
+		}
+		p = append(p, prefixPart{field: field})
+		tmpl = tmpl[open+end+1:]
+	}
+	return p, nil
+}
+
+// encoder turns the segments of one file into output bytes. Tag and file are
+// rendered once, when the file is opened, so the per-line work is copying.
+type encoder struct {
+	json     bool
+	plain    bool     // raw without prefix: segments go out as they are
+	prefix   []string // rendered prefix pieces; "" at index i means the time goes there
+	timeAt   []bool
+	jsonHead []byte // `","tag":"…","file":"…","message":"`
+	stamp    []byte
+}
+
+func newEncoder(f Format, tag, file string) *encoder {
+	e := &encoder{json: f.JSON, plain: !f.JSON && len(f.Prefix) == 0}
+	if f.JSON {
+		h := []byte(`","tag":"`)
+		h = appendJSONString(h, []byte(tag))
+		h = append(h, `","file":"`...)
+		h = appendJSONString(h, []byte(file))
+		e.jsonHead = append(h, `","message":"`...)
+		return e
+	}
+	for _, part := range f.Prefix {
+		switch part.field {
+		case "tag":
+			e.addLiteral(tag)
+		case "file":
+			e.addLiteral(file)
+		case "time":
+			e.prefix = append(e.prefix, "")
+			e.timeAt = append(e.timeAt, true)
+		default:
+			e.addLiteral(part.literal)
+		}
+	}
+	return e
+}
+
+func (e *encoder) addLiteral(s string) {
+	if n := len(e.prefix); n > 0 && !e.timeAt[n-1] {
+		e.prefix[n-1] += s
+		return
+	}
+	e.prefix = append(e.prefix, s)
+	e.timeAt = append(e.timeAt, false)
+}
+
+// appendSegment appends seg (a run of whole lines, or one line without its newline)
+// to dst. partial marks a piece of a longer line that continues in the next segment.
+// The time is taken once per segment: it is when the bytes were read.
+func (e *encoder) appendSegment(dst, seg []byte, partial bool, now time.Time) []byte {
+	if e.plain {
+		dst = append(dst, seg...)
+		if len(seg) == 0 || seg[len(seg)-1] != '\n' {
+			dst = append(dst, '\n')
+		}
+		return dst
+	}
+	e.stamp = now.AppendFormat(e.stamp[:0], time.RFC3339Nano)
+	for len(seg) > 0 {
+		line := seg
+		next := []byte(nil)
+		if nl := bytes.IndexByte(seg, '\n'); nl >= 0 {
+			line, next = seg[:nl], seg[nl+1:]
+		}
+		seg = next
+		if e.json {
+			dst = append(dst, `{"time":"`...)
+			dst = append(dst, e.stamp...)
+			dst = append(dst, e.jsonHead...)
+			dst = appendJSONString(dst, line)
+			if partial && len(seg) == 0 {
+				dst = append(dst, `","partial":true}`+"\n"...)
+			} else {
+				dst = append(dst, `"}`+"\n"...)
+			}
+			continue
+		}
+		for i, p := range e.prefix {
+			if e.timeAt[i] {
+				dst = append(dst, e.stamp...)
+			} else {
+				dst = append(dst, p...)
+			}
+		}
+		dst = append(dst, line...)
+		dst = append(dst, '\n')
+	}
+	return dst
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as the inside of a JSON string. Invalid UTF-8 becomes
+// U+FFFD so the output is always valid JSON; the raw format keeps the bytes.
+func appendJSONString(dst, s []byte) []byte {
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	return append(dst, s[start:]...)
+}

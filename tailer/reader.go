@@ -1,0 +1,124 @@
+package tailer
+
+import (
+	"bytes"
+	"io"
+	"unicode/utf8"
+)
+
+// readSize is how much one read asks for; cat uses 128 KiB too, and it keeps one
+// output batch to a size a pipe reader takes in a few gulps.
+const readSize = 128 << 10
+
+// LineReader splits the bytes read from a file into segments ready for output: runs
+// of whole lines, or pieces of a line longer than the maximum. It holds a partial last
+// line until its newline arrives, so memory stays within max+readSize whatever the
+// input.
+type LineReader struct {
+	buf  []byte
+	r, w int // buf[r:w] is read but not yet handed out
+	max  int
+}
+
+// NewLineReader returns a reader that cuts lines longer than max bytes (newline not
+// counted) into pieces of at most max bytes.
+func NewLineReader(max int) *LineReader {
+	if max < 1 {
+		max = 1
+	}
+	return &LineReader{max: max}
+}
+
+// Fill does one read from src into the buffer and returns what that read returned.
+func (lr *LineReader) Fill(src io.Reader) (int, error) {
+	if lr.r == lr.w {
+		lr.r, lr.w = 0, 0
+		if len(lr.buf) > 2*readSize {
+			lr.buf = nil // a long line is done: give its memory back
+		}
+	}
+	if lr.buf == nil {
+		lr.buf = make([]byte, readSize)
+	}
+	if len(lr.buf)-lr.w < readSize/2 {
+		if lr.r > 0 {
+			lr.w = copy(lr.buf, lr.buf[lr.r:lr.w])
+			lr.r = 0
+		}
+		if len(lr.buf)-lr.w < readSize/2 {
+			// Only a partial line longer than the buffer gets here, and Next hands
+			// out pieces once it passes max, so the buffer never exceeds max+readSize.
+			size := min(2*len(lr.buf), lr.max+1+readSize)
+			if size < lr.w+readSize/2 {
+				size = lr.w + readSize
+			}
+			grown := make([]byte, size)
+			lr.w = copy(grown, lr.buf[:lr.w])
+			lr.buf = grown
+		}
+	}
+	n, err := src.Read(lr.buf[lr.w:])
+	lr.w += n
+	return n, err
+}
+
+// Next returns the next segment to emit: either a run of whole lines, each ending in
+// '\n' and at most max bytes long, or, with partial true, a piece of a longer line
+// cut at a UTF-8 boundary. ok is false when only a partial line of at most max bytes
+// is left.
+func (lr *LineReader) Next() (seg []byte, partial, ok bool) {
+	data := lr.buf[lr.r:lr.w]
+	last := bytes.LastIndexByte(data, '\n')
+	if last < 0 {
+		if len(data) <= lr.max {
+			return nil, false, false
+		}
+		return lr.take(cutPoint(data, lr.max)), true, true
+	}
+	run := data[:last+1]
+	if len(run) <= lr.max+1 {
+		return lr.take(len(run)), false, true
+	}
+	// Some line in the run may be too long: hand out the whole lines before it first.
+	end := 0
+	for end < len(run) {
+		nl := bytes.IndexByte(run[end:], '\n')
+		if nl > lr.max {
+			break
+		}
+		end += nl + 1
+	}
+	if end > 0 {
+		return lr.take(end), false, true
+	}
+	return lr.take(cutPoint(data, lr.max)), true, true
+}
+
+// Held returns the partial last line and forgets it: at rotation and shutdown it is
+// emitted as it is rather than dropped or joined to another file's bytes.
+func (lr *LineReader) Held() []byte {
+	return lr.take(lr.w - lr.r)
+}
+
+// Recent returns the last n bytes read (n at most what the last read returned).
+func (lr *LineReader) Recent(n int) []byte { return lr.buf[lr.w-n : lr.w] }
+
+// Buffered reports how many bytes are held back as a partial line.
+func (lr *LineReader) Buffered() int { return lr.w - lr.r }
+
+func (lr *LineReader) take(n int) []byte {
+	seg := lr.buf[lr.r : lr.r+n]
+	lr.r += n
+	return seg
+}
+
+// cutPoint returns where to cut data (longer than max) so the piece holds at most max
+// bytes and does not end inside a UTF-8 sequence.
+func cutPoint(data []byte, max int) int {
+	for cut := max; cut > 0 && cut > max-utf8.UTFMax; cut-- {
+		if utf8.RuneStart(data[cut]) {
+			return cut
+		}
+	}
+	return max // not UTF-8 here (or max below 4): any cut is as good
+}

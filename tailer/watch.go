@@ -1,0 +1,155 @@
+package tailer
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"syscall"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// Watcher wakes followers when anything changes in their directories. One inotify
+// instance serves every file: Kubernetes nodes have a per-user limit on instances
+// (fs.inotify.max_user_instances, often 128) shared by every pod.
+type Watcher struct {
+	log *slog.Logger
+
+	mu    sync.Mutex
+	fs    *fsnotify.Watcher // nil: inotify unavailable, everyone polls
+	dirs  map[string][]chan struct{}
+	added map[string]bool // dirs inotify watches
+}
+
+// NewWatcher starts an inotify watcher, or a polling-only one when inotify cannot
+// be used. Run must be called to deliver events.
+func NewWatcher(log *slog.Logger, poll bool) *Watcher {
+	w := &Watcher{log: log, dirs: map[string][]chan struct{}{}, added: map[string]bool{}}
+	if poll {
+		return w
+	}
+	fs, err := fsnotify.NewWatcher()
+	if err != nil {
+		log.Warn("inotify unavailable, polling", "err", err)
+		return w
+	}
+	w.fs = fs
+	return w
+}
+
+// Run delivers events until ctx is done.
+func (w *Watcher) Run(ctx context.Context) {
+	if w.fs == nil {
+		<-ctx.Done()
+		return
+	}
+	defer w.fs.Close()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-w.fs.Events:
+			if !ok {
+				return
+			}
+			w.wake(filepath.Dir(ev.Name))
+		case err, ok := <-w.fs.Errors:
+			if !ok {
+				return
+			}
+			// An overflow means events were dropped: everyone looks again.
+			w.log.Warn("inotify error, waking all files", "err", err)
+			w.wakeAll()
+		}
+	}
+}
+
+// Subscribe returns a channel that receives a value after something changes in dir,
+// and whether inotify watches dir; when it does not, the caller must poll.
+func (w *Watcher) Subscribe(dir string) (wake chan struct{}, watched bool) {
+	wake = make(chan struct{}, 1)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.dirs[dir] = append(w.dirs[dir], wake)
+	if w.fs == nil {
+		return wake, false
+	}
+	if !w.added[dir] {
+		if !eventsWork(dir) {
+			return wake, false
+		}
+		if err := w.fs.Add(dir); err != nil {
+			// ENOSPC here is the watch limit (fs.inotify.max_user_watches).
+			w.log.Warn("cannot watch directory, polling", "dir", dir, "err", err)
+			return wake, false
+		}
+		w.added[dir] = true
+	}
+	return wake, true
+}
+
+// Unsubscribe stops deliveries to wake.
+func (w *Watcher) Unsubscribe(dir string, wake chan struct{}) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	subs := w.dirs[dir]
+	for i, c := range subs {
+		if c == wake {
+			subs = append(subs[:i], subs[i+1:]...)
+			break
+		}
+	}
+	if len(subs) > 0 {
+		w.dirs[dir] = subs
+		return
+	}
+	delete(w.dirs, dir)
+	if w.added[dir] {
+		delete(w.added, dir)
+		_ = w.fs.Remove(dir) // the directory may be gone already
+	}
+}
+
+func (w *Watcher) wake(dir string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, c := range w.dirs[dir] {
+		notify(c)
+	}
+}
+
+func (w *Watcher) wakeAll() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, subs := range w.dirs {
+		for _, c := range subs {
+			notify(c)
+		}
+	}
+}
+
+func notify(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default: // a wakeup is already pending
+	}
+}
+
+// eventsWork reports whether inotify sees changes made in dir. On network and FUSE
+// filesystems, writes from other hosts or the FUSE daemon raise no events.
+func eventsWork(dir string) bool {
+	var st syscall.Statfs_t
+	if syscall.Statfs(dir, &st) != nil {
+		return true // the directory may not exist yet; fsnotify.Add will say
+	}
+	switch uint32(st.Type) {
+	case 0x6969, // NFS
+		0xFF534D42, 0xFE534D42, 0x517B, // CIFS, SMB2, SMB
+		0x65735546, // FUSE
+		0x01021997, // 9P (e.g. WSL, some VM shares)
+		0x47504653: // GPFS
+		return false
+	}
+	return true
+}
