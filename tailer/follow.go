@@ -84,11 +84,9 @@ func (f *follower) run(ctx context.Context, w *Watcher) error {
 		}
 		next, err := f.follow(ctx)
 		f.close()
-		if err != nil || next == gone && f.globbed {
+		// follow reports unchanged only once ctx is done and the file drained.
+		if err != nil || next == unchanged || next == gone && f.globbed {
 			return err
-		}
-		if ctx.Err() != nil {
-			return nil
 		}
 	}
 }
@@ -190,17 +188,23 @@ func (f *follower) close() {
 }
 
 // follow relays the open file until it is replaced or gone (and drained), or ctx is
-// done (and the file read to its current EOF).
+// done and the file was read to its current EOF; then it reports unchanged.
 func (f *follower) follow(ctx context.Context) (change, error) {
 	for {
-		if _, err := f.readToEOF(); err != nil {
-			return unchanged, err
-		}
 		if ctx.Err() != nil {
-			return unchanged, f.shutdown()
+			return f.shutdown()
 		}
+		// Check before reading: reading first would take the bytes of a file
+		// truncated and refilled past our offset for more of the old content.
 		switch c := f.check(); c {
 		case unchanged:
+			n, err := f.readToEOF()
+			if err != nil {
+				return c, err
+			}
+			if n > 0 {
+				continue // look again before waiting: more may have come
+			}
 			select {
 			case <-ctx.Done():
 			case <-f.wake:
@@ -209,7 +213,7 @@ func (f *follower) follow(ctx context.Context) (change, error) {
 		case truncated:
 			f.log.Info("file truncated, reading from its start", "path", f.path)
 			if err := f.restart(); err != nil {
-				return unchanged, err
+				return c, err
 			}
 		default:
 			if err := f.drain(ctx); err != nil {
@@ -223,31 +227,23 @@ func (f *follower) follow(ctx context.Context) (change, error) {
 	}
 }
 
-// shutdown reads what was written before the signal: the open file to EOF, and a
-// file that replaced it or refilled it, once, so a rotation just before SIGTERM loses
-// nothing.
-func (f *follower) shutdown() error {
-	switch f.check() {
-	case truncated:
+// shutdown reads what was written before the signal: the open file to EOF, from
+// its start if it was truncated. A file that replaced it is reported so run reads
+// it too: a rotation just before SIGTERM loses nothing.
+func (f *follower) shutdown() (change, error) {
+	c := f.check()
+	if c == truncated {
 		if err := f.restart(); err != nil {
-			return err
-		}
-		if _, err := f.readToEOF(); err != nil {
-			return err
-		}
-	case replaced:
-		if err := f.emitHeld(); err != nil {
-			return err
-		}
-		f.close()
-		if f.tryOpen() != nil {
-			return nil
-		}
-		if _, err := f.readToEOF(); err != nil {
-			return err
+			return c, err
 		}
 	}
-	return f.emitHeld()
+	if _, err := f.readToEOF(); err != nil {
+		return c, err
+	}
+	if c != replaced {
+		c = unchanged
+	}
+	return c, f.emitHeld()
 }
 
 // restart goes back to offset 0 of a truncated file.

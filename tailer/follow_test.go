@@ -1,0 +1,187 @@
+package tailer
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is an io.Writer the test can read while followers write.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// stepped runs one follower on path with inotify off and polling too slow to fire,
+// so the test decides when it looks, through step.
+type stepped struct {
+	out    *syncBuffer
+	w      *Watcher
+	dir    string
+	files  *registry
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startStepped(t *testing.T, path string, cfg Config) *stepped {
+	t.Helper()
+	cfg.PollInterval = time.Hour
+	cfg.Log = slog.New(slog.DiscardHandler)
+	if cfg.MaxLine == 0 {
+		cfg.MaxLine = 1 << 20
+	}
+	s := &stepped{out: &syncBuffer{}, w: NewWatcher(cfg.Log, true), dir: filepath.Dir(path), done: make(chan error, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	tl := &tailer{cfg: &cfg, out: NewOutput(s.out), files: newRegistry(), watcher: s.w}
+	s.files = tl.files
+	go func() { s.done <- tl.follower(path, "t", cfg.FromTail, false).run(ctx, s.w) }()
+	t.Cleanup(func() { s.stop(t) })
+	return s
+}
+
+func (s *stepped) step() { s.w.wake(s.dir) }
+
+// waitOpen waits until the follower has a file open.
+func (s *stepped) waitOpen(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s.files.mu.Lock()
+		n := len(s.files.active)
+		s.files.mu.Unlock()
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("follower did not open the file")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// waitFor steps the follower until the output equals want.
+func (s *stepped) waitFor(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.out.String() != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("output %q, want %q", s.out.String(), want)
+		}
+		s.step()
+		time.Sleep(time.Millisecond) // polling interval of the hang guard, not synchronisation
+	}
+}
+
+func (s *stepped) stop(t *testing.T) {
+	if s.cancel == nil {
+		return
+	}
+	s.cancel()
+	s.cancel = nil
+	if err := <-s.done; err != nil {
+		t.Errorf("follower: %v", err)
+	}
+}
+
+func write(t *testing.T, path, s string, flag int) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|flag, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A file truncated and refilled past our offset between two looks has the same
+// identity and is no smaller: only the bytes before our offset tell.
+func TestFollowTruncatedAndRefilled(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	write(t, path, "old 1\nold 2\n", os.O_APPEND)
+	s := startStepped(t, path, Config{})
+	s.waitFor(t, "old 1\nold 2\n")
+
+	write(t, path, "new 1 is longer\nnew 2\n", os.O_TRUNC)
+	s.waitFor(t, "old 1\nold 2\nnew 1 is longer\nnew 2\n")
+}
+
+func TestFollowTruncatedSmaller(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	write(t, path, "old 1\nold 2\n", os.O_APPEND)
+	s := startStepped(t, path, Config{})
+	s.waitFor(t, "old 1\nold 2\n")
+	write(t, path, "n\n", os.O_TRUNC)
+	s.waitFor(t, "old 1\nold 2\nn\n")
+}
+
+// A rename rotation drains the old file, including writes made through the old
+// descriptor after the rename, before reading the new file from its head.
+func TestFollowRenameDrainsOldFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	old, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	old.WriteString("a1\npartial ")
+	s := startStepped(t, path, Config{Settle: time.Hour})
+	s.waitFor(t, "a1\n")
+
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	write(t, path, "b1\n", os.O_APPEND)
+	s.step()
+	old.WriteString("rest\na2\n")
+	// Settle is an hour: the follower must still be on the old file.
+	s.waitFor(t, "a1\npartial rest\na2\n")
+	s.stop(t) // shutdown: drains the old file, then reads the new one
+	if got, want := s.out.String(), "a1\npartial rest\na2\nb1\n"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+func TestFollowHeldLineEmittedAtShutdown(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	write(t, path, "a\nno newline", os.O_APPEND)
+	s := startStepped(t, path, Config{})
+	s.waitFor(t, "a\n")
+	s.stop(t)
+	if got := s.out.String(); got != "a\nno newline\n" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestFollowFromTail(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	write(t, path, "before\n", os.O_APPEND)
+	s := startStepped(t, path, Config{FromTail: true})
+	s.waitOpen(t)
+	write(t, path, "after\n", os.O_APPEND)
+	s.waitFor(t, "after\n")
+	if strings.Contains(s.out.String(), "before") {
+		t.Fatal("--from=tail emitted an old line")
+	}
+}

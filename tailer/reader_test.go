@@ -1,0 +1,165 @@
+package tailer
+
+import (
+	"io"
+	"strings"
+	"testing"
+)
+
+// chunkReader returns at most n bytes per Read, like a file being appended to.
+type chunkReader struct {
+	s string
+	n int
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	if r.s == "" {
+		return 0, io.EOF
+	}
+	k := min(len(p), r.n, len(r.s))
+	copy(p, r.s[:k])
+	r.s = r.s[k:]
+	return k, nil
+}
+
+type piece struct {
+	text    string
+	partial bool
+}
+
+// split runs the reader the way the follower does and returns each output line.
+func split(t *testing.T, input string, chunk, max int, flush bool) []piece {
+	t.Helper()
+	lr := NewLineReader(max)
+	src := &chunkReader{s: input, n: chunk}
+	var out []piece
+	collect := func(seg []byte, partial bool) {
+		for s := string(seg); s != ""; {
+			line, rest, found := strings.Cut(s, "\n")
+			if found {
+				line += "\n"
+			}
+			out = append(out, piece{line, partial})
+			s = rest
+		}
+	}
+	for {
+		n, err := lr.Fill(src)
+		for {
+			seg, partial, ok := lr.Next()
+			if !ok {
+				break
+			}
+			for _, line := range strings.SplitAfter(string(seg), "\n") {
+				if len(strings.TrimSuffix(line, "\n")) > max {
+					t.Fatalf("line longer than max %d: %q", max, line)
+				}
+			}
+			collect(seg, partial)
+		}
+		if lr.Buffered() > max {
+			t.Fatalf("holding %d bytes, more than max %d", lr.Buffered(), max)
+		}
+		if n == 0 || err != nil {
+			break
+		}
+	}
+	if flush {
+		collect(lr.Held(), false)
+	}
+	return out
+}
+
+func TestLineReader(t *testing.T) {
+	tests := []struct {
+		name, input string
+		max         int
+		want        []piece
+	}{
+		{"lines", "a\nbb\n\nccc\n", 10, []piece{{"a\n", false}, {"bb\n", false}, {"\n", false}, {"ccc\n", false}}},
+		{"no final newline is held", "a\nbc", 10, []piece{{"a\n", false}, {"bc", false}}},
+		{"crlf and NUL pass through", "a\r\n\x00b\x1b[31m\n", 10, []piece{{"a\r\n", false}, {"\x00b\x1b[31m\n", false}}},
+		{"invalid utf8 passes through", "\xff\xfe\n", 10, []piece{{"\xff\xfe\n", false}}},
+		{"exactly max", "abcd\nefgh\n", 4, []piece{{"abcd\n", false}, {"efgh\n", false}}},
+		{"long line cut", "abcdefghij\nk\n", 4, []piece{{"abcd", true}, {"efgh", true}, {"ij\n", false}, {"k\n", false}}},
+		{"cut at utf8 boundary", "aé€b\n", 3, []piece{{"aé", true}, {"€", true}, {"b\n", false}}},
+		{"long partial at end", "abcdefghij", 4, []piece{{"abcd", true}, {"efgh", true}, {"ij", false}}},
+		{"invalid utf8 cut at max", "\xff\xff\xff\xff\xff\xff\n", 4, []piece{{"\xff\xff\xff\xff", true}, {"\xff\xff\n", false}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for chunk := 1; chunk <= len(tt.input)+1; chunk++ {
+				got := split(t, tt.input, chunk, tt.max, true)
+				if !equalPieces(got, tt.want) {
+					t.Fatalf("chunk %d: got %+v, want %+v", chunk, got, tt.want)
+				}
+			}
+		})
+	}
+}
+
+func TestLineReaderHoldsPartialUntilNewline(t *testing.T) {
+	got := split(t, "done\nhalf", 4, 100, false)
+	if !equalPieces(got, []piece{{"done\n", false}}) {
+		t.Fatalf("got %+v; the partial line must be held", got)
+	}
+}
+
+func TestLineReaderMemoryBounded(t *testing.T) {
+	const max = 64 << 10
+	line := strings.Repeat("x", 16<<20) + "\n"
+	lr := NewLineReader(max)
+	src := strings.NewReader(line)
+	total := 0
+	for {
+		n, err := lr.Fill(src)
+		for {
+			seg, _, ok := lr.Next()
+			if !ok {
+				break
+			}
+			total += len(seg)
+		}
+		if cap(lr.buf) > max+1+readSize {
+			t.Fatalf("buffer grew to %d bytes, bound is %d", cap(lr.buf), max+1+readSize)
+		}
+		if err != nil || n == 0 {
+			break
+		}
+	}
+	if total != len(line) {
+		t.Fatalf("emitted %d bytes, want %d", total, len(line))
+	}
+}
+
+func equalPieces(a, b []piece) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func BenchmarkLineReaderRaw(b *testing.B) {
+	data := strings.Repeat(strings.Repeat("x", 99)+"\n", 1<<14) // 1.6 MB
+	b.SetBytes(int64(len(data)))
+	lr := NewLineReader(1 << 20)
+	for b.Loop() {
+		src := strings.NewReader(data)
+		for {
+			n, _ := lr.Fill(src)
+			for {
+				if _, _, ok := lr.Next(); !ok {
+					break
+				}
+			}
+			if n == 0 {
+				break
+			}
+		}
+	}
+}
