@@ -52,19 +52,7 @@ func run(ctx context.Context, args []string, s streams) (code int) {
 		}
 	}()
 	var cli CLI
-	parser, err := kong.New(&cli,
-		kong.Name("sidetail"),
-		kong.Description("Follow log files (tail -n+1 -F, lossless across rotation) and write their lines to stdout.\n\n"+
-			"Usage: sidetail [tail] [flags] [TAG=]PATH...   (flags: sidetail tail --help)"),
-		kong.Writers(s.stdout, s.stderr),
-		kong.Exit(func(c int) { panic(exitCode(c)) }),
-		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
-		kong.Vars{"version": version},
-	)
-	if err != nil {
-		panic(err) // the CLI struct itself is wrong: a programming error
-	}
-	kctx, err := parser.Parse(args)
+	kctx, err := newParser(&cli, s).Parse(args)
 	if err != nil {
 		fmt.Fprintf(s.stderr, "sidetail: %v (see sidetail --help)\n", err)
 		return 2
@@ -79,6 +67,24 @@ func run(ctx context.Context, args []string, s streams) (code int) {
 		return 1
 	}
 	return 0
+}
+
+// newParser builds the command-line parser writing help to s. kong's exit after
+// --help panics with an exitCode, which run recovers.
+func newParser(cli *CLI, s streams) *kong.Kong {
+	parser, err := kong.New(cli,
+		kong.Name("sidetail"),
+		kong.Description("Follow log files (tail -n+1 -F, lossless across rotation) and write their lines to stdout.\n\n"+
+			"Usage: sidetail [tail] [flags] [TAG=]PATH...   (flags: sidetail tail --help)"),
+		kong.Writers(s.stdout, s.stderr),
+		kong.Exit(func(c int) { panic(exitCode(c)) }),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+		kong.Vars{"version": version},
+	)
+	if err != nil {
+		panic(err) // the CLI struct itself is wrong: a programming error
+	}
+	return parser
 }
 
 // usageError is an error in what the user asked for, found after parsing.

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -38,8 +39,8 @@ const (
 	gone             // the path names nothing
 )
 
-// follower follows one path. It owns its file, buffers and goroutine; only the
-// output is shared.
+// follower follows one path. It owns its files, buffers and goroutine; only the
+// output and the registry are shared.
 type follower struct {
 	path, tag string
 	cfg       *Config
@@ -52,15 +53,34 @@ type follower struct {
 	wake <-chan struct{}
 	tick *time.Ticker
 
-	file   *os.File
-	info   fs.FileInfo
-	key    fileKey
-	head   []byte
+	cur *openFile
+	// pinMu guards pending and newest, shared with the pinning goroutine.
+	pinMu sync.Mutex
+	// pending holds the files that took the path after cur, opened by watchPath the
+	// moment they were seen: a file rotated away and deleted before the reader got
+	// to it (a slow stdout, a rotation every few milliseconds) stays readable
+	// through our descriptor, so rotation chains lose nothing.
+	pending []*openFile
+	// newest is the last file known at the path (cur or the last pending); nil
+	// while the reader looks for the path itself.
+	newest *openFile
 	off    int64
 	mark   []byte
 	lr     *LineReader
 	enc    *encoder
 	outBuf []byte
+}
+
+// openFile is a file we hold open and have claimed in the registry.
+type openFile struct {
+	*os.File
+	info  fs.FileInfo
+	key   fileKey
+	head  []byte
+	start int64
+	// replaced is when another file took the path: the settle period runs from
+	// then, so a file that was replaced long ago is not waited for again.
+	replaced time.Time
 }
 
 // run follows the path until ctx is done (then drains) or, for a globbed path, until
@@ -78,14 +98,30 @@ func (f *follower) run(ctx context.Context, w *Watcher) error {
 	defer f.tick.Stop()
 	f.lr = NewLineReader(f.cfg.MaxLine)
 
+	pinWake, _ := w.Subscribe(dir)
+	defer w.Unsubscribe(dir, pinWake)
+	var pinner sync.WaitGroup
+	pinCtx, stopPinning := context.WithCancel(ctx)
+	pinner.Go(func() { f.watchPath(pinCtx, pinWake, interval) })
+	defer func() {
+		stopPinning()
+		pinner.Wait()
+		for _, p := range f.pending {
+			f.release(p, p.start)
+		}
+	}()
+
 	for {
-		if !f.open(ctx) {
+		if next := f.nextPending(); next != nil {
+			f.use(next)
+		} else if !f.open(ctx) {
 			return nil
 		}
 		next, err := f.follow(ctx)
-		f.close()
+		f.release(f.cur, f.off)
+		f.cur = nil
 		// follow reports unchanged only once ctx is done and the file drained.
-		if err != nil || next == unchanged || next == gone && f.globbed {
+		if err != nil || next == unchanged {
 			return err
 		}
 	}
@@ -96,11 +132,19 @@ func (f *follower) run(ctx context.Context, w *Watcher) error {
 func (f *follower) open(ctx context.Context) bool {
 	var reported error
 	for {
-		err := f.tryOpen()
+		o, err := f.openPath()
 		if err == nil {
 			if reported != nil {
 				f.log.Info("following file", "path", f.path)
 			}
+			if f.fromTail {
+				o.start = o.info.Size()
+			}
+			f.fromTail = false
+			f.use(o)
+			f.pinMu.Lock()
+			f.newest = o
+			f.pinMu.Unlock()
 			return true
 		}
 		if errors.Is(err, errBusy) {
@@ -128,19 +172,16 @@ func (f *follower) open(ctx context.Context) bool {
 		case <-retry.C:
 		}
 		retry.Stop()
-		if ctx.Err() != nil {
-			// One last look: a file created just before the signal is read too.
-			return f.tryOpen() == nil
-		}
 	}
 }
 
 var errBusy = errors.New("file is being read by another follower")
 
-func (f *follower) tryOpen() error {
+// openPath opens the file the path names now and claims it.
+func (f *follower) openPath() (*openFile, error) {
 	file, err := os.Open(f.path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	info, err := file.Stat()
 	if err == nil && info.IsDir() {
@@ -148,47 +189,45 @@ func (f *follower) tryOpen() error {
 	}
 	if err != nil {
 		file.Close()
-		return err
+		return nil, err
 	}
-	key := keyOf(file, info)
-	head := readHead(file)
-	start, ok := f.files.claim(key, head, info.Size())
+	o := &openFile{File: file, info: info, key: keyOf(file, info), head: readHead(file)}
+	start, ok := f.files.claim(o.key, o.head, info.Size())
 	if !ok {
 		file.Close()
-		return errBusy
+		return nil, errBusy
 	}
-	if f.fromTail {
-		start = info.Size()
-		f.fromTail = false
-	}
-	if _, err := file.Seek(start, io.SeekStart); err != nil {
-		f.files.release(key, head, 0, false)
-		file.Close()
-		return fmt.Errorf("seek %s: %w", f.path, err)
-	}
-	f.file, f.info, f.key, f.head, f.off = file, info, key, head, start
-	f.mark = f.mark[:0]
-	if start > 0 {
-		f.mark = readAt(file, start-min(start, markLen), int(min(start, markLen)))
-	}
-	f.enc = newEncoder(f.cfg.Format, f.tag, f.path)
-	return nil
+	o.start = start
+	return o, nil
 }
 
-func (f *follower) close() {
+// use makes o the file being read, from its start offset.
+func (f *follower) use(o *openFile) {
+	if _, err := o.Seek(o.start, io.SeekStart); err != nil {
+		o.start = 0 // cannot happen on a regular file; reading it all loses nothing
+	}
+	f.cur, f.off = o, o.start
+	f.mark = f.mark[:0]
+	if o.start > 0 {
+		f.mark = readAt(o.File, o.start-min(o.start, markLen), int(min(o.start, markLen)))
+	}
+	f.enc = newEncoder(f.cfg.Format, f.tag, f.path)
+}
+
+// release records where reading stopped and closes the file.
+func (f *follower) release(o *openFile, off int64) {
 	deleted := false
-	if info, err := f.file.Stat(); err == nil {
+	if info, err := o.Stat(); err == nil {
 		if st, ok := info.Sys().(*syscall.Stat_t); ok {
 			deleted = st.Nlink == 0
 		}
 	}
-	f.files.release(f.key, f.head, f.off, deleted)
-	f.file.Close()
-	f.file = nil
+	f.files.release(o.key, o.head, off, deleted)
+	o.Close()
 }
 
-// follow relays the open file until it is replaced or gone (and drained), or ctx is
-// done and the file was read to its current EOF; then it reports unchanged.
+// follow relays the current file until it is replaced or gone (and drained), or ctx
+// is done and the file was read to its current EOF; then it reports unchanged.
 func (f *follower) follow(ctx context.Context) (change, error) {
 	for {
 		if ctx.Err() != nil {
@@ -216,10 +255,15 @@ func (f *follower) follow(ctx context.Context) (change, error) {
 				return c, err
 			}
 		default:
+			f.pinMu.Lock()
+			if f.cur.replaced.IsZero() {
+				f.cur.replaced = time.Now()
+			}
+			f.pinMu.Unlock()
 			if err := f.drain(ctx); err != nil {
 				return c, err
 			}
-			if c == replaced {
+			if f.pendingCount() > 0 {
 				f.log.Info("file rotated, following the new file", "path", f.path)
 			}
 			return c, f.emitHeld()
@@ -227,9 +271,9 @@ func (f *follower) follow(ctx context.Context) (change, error) {
 	}
 }
 
-// shutdown reads what was written before the signal: the open file to EOF, from
-// its start if it was truncated. A file that replaced it is reported so run reads
-// it too: a rotation just before SIGTERM loses nothing.
+// shutdown reads what was written before the signal: the current file to EOF, from
+// its start if it was truncated, then (through run) every file that replaced it, so
+// a rotation just before SIGTERM loses nothing.
 func (f *follower) shutdown() (change, error) {
 	c := f.check()
 	if c == truncated {
@@ -240,7 +284,10 @@ func (f *follower) shutdown() (change, error) {
 	if _, err := f.readToEOF(); err != nil {
 		return c, err
 	}
-	if c != replaced {
+	f.pin()
+	if f.pendingCount() > 0 {
+		c = replaced
+	} else {
 		c = unchanged
 	}
 	return c, f.emitHeld()
@@ -251,47 +298,120 @@ func (f *follower) restart() error {
 	if err := f.emitHeld(); err != nil {
 		return err
 	}
-	if _, err := f.file.Seek(0, io.SeekStart); err != nil {
+	if _, err := f.cur.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("seek %s: %w", f.path, err)
 	}
 	f.off = 0
 	f.mark = f.mark[:0]
-	f.head = readHead(f.file)
+	f.cur.head = readHead(f.cur.File)
 	return nil
 }
 
 // drain reads a replaced or deleted file until it has been quiet for the settle
-// period: logrotate's create mode renames first and signals the app later, and the
-// app keeps writing to the renamed file until it reopens.
+// period since it was replaced: logrotate's create mode renames first and signals the
+// app later, and the app keeps writing to the renamed file until it reopens. Files
+// that take the path meanwhile are pinned.
 func (f *follower) drain(ctx context.Context) error {
-	quiet := time.NewTimer(f.cfg.Settle)
-	defer quiet.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			_, err := f.readToEOF()
-			return err
-		case <-f.wake:
-		case <-f.tick.C:
-		case <-quiet.C:
-			n, err := f.readToEOF()
-			if n == 0 || err != nil {
-				return err
-			}
-			quiet.Reset(f.cfg.Settle)
-			continue
-		}
+	f.pinMu.Lock()
+	quietUntil := f.cur.replaced.Add(f.cfg.Settle)
+	f.pinMu.Unlock()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for caughtUp := false; ; caughtUp = true {
 		n, err := f.readToEOF()
 		if err != nil {
 			return err
 		}
-		if n > 0 {
-			quiet.Reset(f.cfg.Settle)
+		now := time.Now()
+		// Bytes found once we had reached EOF come from a writer still holding the
+		// file: wait for it to go quiet. The first read only catches up.
+		if n > 0 && caughtUp {
+			quietUntil = now.Add(f.cfg.Settle)
+		}
+		if ctx.Err() != nil || !now.Before(quietUntil) {
+			return nil
+		}
+		timer.Reset(quietUntil.Sub(now))
+		select {
+		case <-ctx.Done():
+		case <-f.wake:
+		case <-f.tick.C:
+		case <-timer.C:
 		}
 	}
 }
 
-// check stats the path and compares it with the open file.
+// maxPending bounds the files held open for a reader that fell behind rotation.
+const maxPending = 64
+
+// watchPath pins every file that takes the path, as soon as a wakeup says the
+// directory changed, until ctx is done.
+func (f *follower) watchPath(ctx context.Context, wake <-chan struct{}, interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		f.pin()
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		case <-tick.C:
+		}
+	}
+}
+
+// pin opens the file the path names, if it is not the newest one known, and
+// queues it for the reader.
+func (f *follower) pin() {
+	f.pinMu.Lock()
+	defer f.pinMu.Unlock()
+	last := f.newest
+	if last == nil {
+		return // the reader is opening the path itself
+	}
+	info, err := os.Stat(f.path)
+	if err != nil || os.SameFile(info, last.info) {
+		return
+	}
+	if len(f.pending) >= maxPending {
+		f.log.Error("reader behind rotation, not holding more files", "path", f.path, "held", len(f.pending))
+		return
+	}
+	o, err := f.openPath()
+	if err != nil {
+		return // absent again, busy or unreadable: the next look tries again
+	}
+	if os.SameFile(o.info, last.info) {
+		f.release(o, o.start) // replaced back between our stat and open
+		return
+	}
+	if last.replaced.IsZero() {
+		last.replaced = time.Now()
+	}
+	f.pending = append(f.pending, o)
+	f.newest = o
+}
+
+// nextPending takes the oldest pinned file, or says the reader must open the path.
+func (f *follower) nextPending() *openFile {
+	f.pinMu.Lock()
+	defer f.pinMu.Unlock()
+	if len(f.pending) == 0 {
+		f.newest = nil
+		return nil
+	}
+	next := f.pending[0]
+	f.pending = f.pending[1:]
+	return next
+}
+
+func (f *follower) pendingCount() int {
+	f.pinMu.Lock()
+	defer f.pinMu.Unlock()
+	return len(f.pending)
+}
+
+// check stats the path and compares it with the current file.
 func (f *follower) check() change {
 	info, err := os.Stat(f.path)
 	if err != nil {
@@ -302,13 +422,13 @@ func (f *follower) check() change {
 		f.log.Warn("cannot stat file", "path", f.path, "err", err)
 		return unchanged
 	}
-	if !os.SameFile(info, f.info) {
+	if !os.SameFile(info, f.cur.info) || f.pendingCount() > 0 {
 		return replaced
 	}
 	if info.Size() < f.off {
 		return truncated
 	}
-	if len(f.mark) > 0 && !bytes.Equal(readAt(f.file, f.off-int64(len(f.mark)), len(f.mark)), f.mark) {
+	if len(f.mark) > 0 && !bytes.Equal(readAt(f.cur.File, f.off-int64(len(f.mark)), len(f.mark)), f.mark) {
 		return truncated
 	}
 	return unchanged
@@ -319,7 +439,7 @@ func (f *follower) check() change {
 func (f *follower) readToEOF() (int64, error) {
 	var total int64
 	for {
-		n, err := f.lr.Fill(f.file)
+		n, err := f.lr.Fill(f.cur)
 		if n > 0 {
 			total += int64(n)
 			f.off += int64(n)

@@ -1,0 +1,721 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// bin is the sidetail binary built once for the end-to-end tests.
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sidetail-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Chmod(dir, 0o755) // the unreadable-file test runs it as another user
+	bin = filepath.Join(dir, "sidetail")
+	args := []string{"build", "-o", bin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, ".")...)
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build sidetail:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// deadline bounds every wait: a hang guard, not a timing assertion.
+const deadline = 60 * time.Second
+
+// proc is a running sidetail whose stdout is collected line by line.
+type proc struct {
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	lines  []string
+	stderr syncBuffer
+	eof    chan struct{}
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func start(t *testing.T, args ...string) *proc {
+	t.Helper()
+	return startWith(t, nil, args...)
+}
+
+// startWith starts sidetail after setup (if any) adjusts the command.
+func startWith(t *testing.T, setup func(*exec.Cmd), args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(bin, args...), eof: make(chan struct{})}
+	if setup != nil {
+		setup(p.cmd)
+	}
+	p.cmd.Stderr = &p.stderr
+	out, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(p.eof)
+		r := bufio.NewReaderSize(out, 1<<20)
+		for {
+			line, err := r.ReadString('\n')
+			if line != "" {
+				p.mu.Lock()
+				p.lines = append(p.lines, line)
+				p.mu.Unlock()
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Kill()
+			p.cmd.Wait()
+		}
+	})
+	return p
+}
+
+func (p *proc) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.lines)
+}
+
+func (p *proc) output() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.lines...)
+}
+
+// waitLines waits until at least n lines came out.
+func (p *proc) waitLines(t *testing.T, n int) {
+	t.Helper()
+	waitUntil(t, func() bool { return p.count() >= n }, func() string {
+		last := map[string]string{}
+		for _, l := range p.output() {
+			last[strings.SplitN(l, " ", 2)[0]] = l
+		}
+		return fmt.Sprintf("%d lines of %d; last line of each stream: %q; stderr:\n%s", p.count(), n, last, p.stderr.String())
+	})
+}
+
+// stop sends SIGTERM and returns the exit code once stdout is fully read.
+func (p *proc) stop(t *testing.T) int {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	return p.wait(t)
+}
+
+func (p *proc) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-p.eof:
+	case <-time.After(deadline):
+		t.Fatalf("sidetail did not exit; stderr:\n%s", p.stderr.String())
+	}
+	p.cmd.Wait()
+	return p.cmd.ProcessState.ExitCode()
+}
+
+func waitUntil(t *testing.T, cond func() bool, what func() string) {
+	t.Helper()
+	end := time.Now().Add(deadline)
+	for !cond() {
+		if time.Now().After(end) {
+			t.Fatalf("timed out waiting: %s", what())
+		}
+		time.Sleep(2 * time.Millisecond) // poll interval of the wait, not synchronisation
+	}
+}
+
+// lineGen makes numbered, self-checking lines: "<stream> <seq> <filler>\n", where the
+// filler is derived from seq so a corrupted or spliced line is recognised.
+type lineGen struct {
+	stream string
+	seq    int
+	buf    []byte
+}
+
+func filler(seq int) string { return strings.Repeat(string(rune('a'+seq%26)), 20+seq%50) }
+
+func (g *lineGen) next(n int) []byte {
+	g.buf = g.buf[:0]
+	for range n {
+		g.buf = fmt.Appendf(g.buf, "%s %09d %s\n", g.stream, g.seq, filler(g.seq))
+		g.seq++
+	}
+	return g.buf
+}
+
+// checkStreams verifies that lines (after stripping prefix) hold, for every stream,
+// exactly the sequence 0..want[stream]-1 in order, each line intact.
+func checkStreams(t *testing.T, lines []string, prefix func(stream string) string, want map[string]int) {
+	t.Helper()
+	next := map[string]int{}
+	bad := 0
+	for i, line := range lines {
+		fields := strings.SplitN(strings.TrimSuffix(line, "\n"), " ", 3)
+		ok := len(fields) == 3
+		var stream string
+		var seq int
+		if ok {
+			// With a prefix the stream name follows it.
+			for s := range want {
+				if p := prefix(s); strings.HasPrefix(line, p) {
+					rest := strings.SplitN(strings.TrimSuffix(line[len(p):], "\n"), " ", 3)
+					if len(rest) == 3 && rest[0] == s {
+						stream, fields = s, rest
+					}
+				}
+			}
+			var err error
+			seq, err = strconv.Atoi(fields[1])
+			ok = stream != "" && err == nil && fields[2] == filler(seq)
+		}
+		switch {
+		case !ok:
+			t.Errorf("line %d corrupt: %q", i, line)
+		case seq != next[stream]:
+			t.Errorf("line %d: stream %s seq %d, want %d (lost or repeated)", i, stream, seq, next[stream])
+		}
+		if ok {
+			next[stream] = seq + 1
+		}
+		if t.Failed() {
+			if bad++; bad > 5 {
+				t.FailNow()
+			}
+		}
+	}
+	for s, n := range want {
+		if next[s] != n {
+			t.Errorf("stream %s: got up to %d lines, want %d", s, next[s], n)
+		}
+	}
+}
+
+func noPrefix(string) string { return "" }
+
+func openAppend(t *testing.T, path string) *os.File {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// writeRotating writes total lines of stream to path as fast as it can, in writes of
+// up to 64 lines, calling rotate after every `every` lines. rotate returns the file
+// to write to next.
+func writeRotating(t *testing.T, path, stream string, total, every int, rotate func(f *os.File, n int) *os.File) {
+	t.Helper()
+	g := &lineGen{stream: stream}
+	f := openAppend(t, path)
+	begin := time.Now()
+	rotations := 0
+	for g.seq < total {
+		n := min(64, total-g.seq, every-g.seq%every)
+		if _, err := f.Write(g.next(n)); err != nil {
+			t.Error(err)
+			return
+		}
+		if g.seq%every == 0 && g.seq < total {
+			f = rotate(f, g.seq)
+			rotations++
+		}
+	}
+	f.Close()
+	t.Logf("%s: %d lines, %d rotations, %.0f lines/s", stream, total, rotations, float64(total)/time.Since(begin).Seconds())
+}
+
+// Rotation kinds, each as the writer side does it.
+
+func renameRotation(t *testing.T, path string) func(*os.File, int) *os.File {
+	return func(f *os.File, _ int) *os.File {
+		f.Close()
+		if err := os.Rename(path, path+".1"); err != nil {
+			t.Error(err)
+		}
+		return openAppend(t, path)
+	}
+}
+
+func deleteRotation(t *testing.T, path string) func(*os.File, int) *os.File {
+	return func(f *os.File, _ int) *os.File {
+		f.Close()
+		if err := os.Remove(path); err != nil {
+			t.Error(err)
+		}
+		return openAppend(t, path)
+	}
+}
+
+func symlinkRotation(t *testing.T, path string) func(*os.File, int) *os.File {
+	return func(f *os.File, n int) *os.File {
+		target := fmt.Sprintf("%s.%d", path, n)
+		next := openAppend(t, target)
+		tmp := path + ".tmp"
+		if err := os.Symlink(filepath.Base(target), tmp); err != nil {
+			t.Error(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Error(err)
+		}
+		f.Close()
+		return next
+	}
+}
+
+// copytruncateRotation truncates in place. Bytes written between a reader's last read
+// and the truncate are gone from the file for any reader, so the writer waits until
+// sidetail has shown every line so far, as logrotate's copy step would have read them.
+func copytruncateRotation(t *testing.T, path string, p *proc, already func() int) func(*os.File, int) *os.File {
+	return func(f *os.File, n int) *os.File {
+		p.waitLines(t, already()+n)
+		if err := f.Truncate(0); err != nil {
+			t.Error(err)
+		}
+		return f
+	}
+}
+
+const (
+	stressLines = 400_000
+	stressEvery = 20_000 // 20 rotations
+)
+
+func TestRotationKinds(t *testing.T) {
+	kinds := []string{"rename", "rename-late", "delete", "symlink", "copytruncate"}
+	for _, kind := range kinds {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			path := filepath.Join(dir, "app.log")
+			if kind == "symlink" {
+				openAppend(t, path+".0").Close()
+				if err := os.Symlink("app.log.0", path); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p := start(t, path)
+			var rotate func(*os.File, int) *os.File
+			switch kind {
+			case "rename":
+				rotate = renameRotation(t, path)
+			case "rename-late":
+				// The old descriptor gets 500 more lines after the rename, written by
+				// the same writer, before it opens the new file.
+				late := 0
+				rotate = func(f *os.File, _ int) *os.File {
+					if err := os.Rename(path, path+".1"); err != nil {
+						t.Error(err)
+					}
+					late = 500
+					return f
+				}
+				g := &lineGen{stream: "w"}
+				f := openAppend(t, path)
+				for g.seq < stressLines {
+					n := min(50, stressLines-g.seq)
+					if _, err := f.Write(g.next(n)); err != nil {
+						t.Fatal(err)
+					}
+					if late > 0 {
+						if late -= n; late <= 0 {
+							f.Close()
+							f = openAppend(t, path)
+						}
+					} else if g.seq%stressEvery == 0 {
+						f = rotate(f, g.seq)
+					}
+				}
+				f.Close()
+				rotate = nil
+			case "delete":
+				rotate = deleteRotation(t, path)
+			case "symlink":
+				rotate = symlinkRotation(t, path)
+			case "copytruncate":
+				rotate = copytruncateRotation(t, path, p, func() int { return 0 })
+			}
+			if rotate != nil {
+				writeRotating(t, path, "w", stressLines, stressEvery, rotate)
+			}
+			p.waitLines(t, stressLines)
+			if code := p.stop(t); code != 0 {
+				t.Fatalf("exit %d; stderr:\n%s", code, p.stderr.String())
+			}
+			checkStreams(t, p.output(), noPrefix, map[string]int{"w": stressLines})
+		})
+	}
+}
+
+// Three files at once, rotated three ways, one output: every line whole, tagged, in
+// per-file order.
+func TestThreeFiles(t *testing.T) {
+	dir := t.TempDir()
+	paths := map[string]string{}
+	var args []string
+	for _, s := range []string{"a", "b", "c"} {
+		paths[s] = filepath.Join(dir, s+".log")
+		args = append(args, s+"x="+paths[s])
+	}
+	p := start(t, append([]string{"--prefix", "[{tag}] "}, args...)...)
+	var wg sync.WaitGroup
+	wg.Go(func() { writeRotating(t, paths["a"], "a", 200_000, 10_000, renameRotation(t, paths["a"])) })
+	wg.Go(func() { writeRotating(t, paths["b"], "b", 200_000, 10_000, deleteRotation(t, paths["b"])) })
+	wg.Go(func() { writeRotating(t, paths["c"], "c", 200_000, 1_000_000, nil) })
+	wg.Wait()
+	p.waitLines(t, 600_000)
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	checkStreams(t, p.output(), func(s string) string { return "[" + s + "x] " }, map[string]int{"a": 200_000, "b": 200_000, "c": 200_000})
+}
+
+func TestSIGTERMDrains(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	f := openAppend(t, path)
+	defer f.Close()
+	g := &lineGen{stream: "w"}
+	f.Write(g.next(1))
+	p := start(t, path)
+	p.waitLines(t, 1) // sidetail is up and has its signal handler
+	if _, err := f.Write(g.next(100_000)); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, p.stderr.String())
+	}
+	checkStreams(t, p.output(), noPrefix, map[string]int{"w": 100_001})
+}
+
+func TestAbsentAtStart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "later.log")
+	p := start(t, path)
+	waitUntil(t, func() bool { return strings.Contains(p.stderr.String(), "waiting for file") },
+		func() string { return "no 'waiting for file' on stderr: " + p.stderr.String() })
+	writeRotating(t, path, "w", 50_000, 10_000, renameRotation(t, path))
+	p.waitLines(t, 50_000)
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	checkStreams(t, p.output(), noPrefix, map[string]int{"w": 50_000})
+	if n := strings.Count(p.stderr.String(), "waiting for file"); n != 1 {
+		t.Errorf("'waiting for file' logged %d times, want once", n)
+	}
+}
+
+func TestPartialLines(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	f := openAppend(t, path)
+	f.WriteString("one\nhal")
+	p := start(t, path)
+	p.waitLines(t, 1)
+	if got := p.output(); len(got) != 1 {
+		t.Fatalf("partial line emitted early: %q", got)
+	}
+	f.WriteString("f\n")
+	p.waitLines(t, 2)
+	// A partial line at rotation is emitted as it is, then the new file follows.
+	f.WriteString("cut at rotation")
+	f.Close()
+	os.Rename(path, path+".1")
+	os.WriteFile(path, []byte("new\nheld at shutdown"), 0o644)
+	p.waitLines(t, 4)
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	want := []string{"one\n", "half\n", "cut at rotation\n", "new\n", "held at shutdown\n"}
+	if got := p.output(); strings.Join(got, "") != strings.Join(want, "") {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+func TestLongLine(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "big.log")
+	// 16 MiB with multi-byte runes so some cuts fall inside a rune.
+	line := strings.Repeat("abcdefghijklmnopqrstuvwxyz€", (16<<20)/29) + "\n"
+	os.WriteFile(path, []byte(line+"after\n"), 0o644)
+	for _, format := range []string{"raw", "json"} {
+		t.Run(format, func(t *testing.T) {
+			p := start(t, "--format="+format, path)
+			waitUntil(t, func() bool {
+				out := p.output()
+				return len(out) > 0 && strings.Contains(out[len(out)-1], "after")
+			}, func() string { return fmt.Sprintf("%d lines", p.count()) })
+			if code := p.stop(t); code != 0 {
+				t.Fatalf("exit %d", code)
+			}
+			out := p.output()
+			var joined strings.Builder
+			for i, l := range out[:len(out)-1] {
+				text := strings.TrimSuffix(l, "\n")
+				if format == "json" {
+					var obj struct {
+						Message string
+						Partial bool
+					}
+					if err := json.Unmarshal([]byte(l), &obj); err != nil {
+						t.Fatal(err)
+					}
+					if obj.Partial != (i < len(out)-2) {
+						t.Fatalf("piece %d of %d: partial=%v", i, len(out)-1, obj.Partial)
+					}
+					text = obj.Message
+				}
+				if len(text) > 1<<20 {
+					t.Fatalf("piece %d is %d bytes, max 1Mi", i, len(text))
+				}
+				if !strings.HasPrefix(line[joined.Len():], text) || !utf8Valid(text) {
+					t.Fatalf("piece %d does not continue the line or splits a rune", i)
+				}
+				joined.WriteString(text)
+			}
+			if joined.String()+"\n" != line {
+				t.Fatalf("pieces join to %d bytes, want %d", joined.Len(), len(line)-1)
+			}
+			if len(out) < 17 {
+				t.Fatalf("%d pieces, want at least 16", len(out)-1)
+			}
+		})
+	}
+}
+
+func utf8Valid(s string) bool { return strings.ToValidUTF8(s, "\uFFFD") == s }
+
+func TestJSONOutput(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	os.WriteFile(path, []byte("hello \"x\"\n\xffbad\n"), 0o644)
+	p := start(t, "--format=json", "web="+path)
+	p.waitLines(t, 2)
+	p.stop(t)
+	var objs []map[string]any
+	for _, l := range p.output() {
+		var o map[string]any
+		if err := json.Unmarshal([]byte(l), &o); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		objs = append(objs, o)
+	}
+	if objs[0]["message"] != `hello "x"` || objs[0]["tag"] != "web" || objs[0]["file"] != path {
+		t.Errorf("got %v", objs[0])
+	}
+	if objs[1]["message"] != "\uFFFDbad" {
+		t.Errorf("invalid UTF-8 not replaced: %v", objs[1]["message"])
+	}
+	if _, err := time.Parse(time.RFC3339Nano, objs[0]["time"].(string)); err != nil {
+		t.Errorf("time: %v", err)
+	}
+}
+
+func TestGlob(t *testing.T) {
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a.log")
+	os.WriteFile(a, []byte("a 000000000 "+filler(0)+"\n"), 0o644)
+	// The glob matches the rotated names too: they must not be read twice.
+	p := start(t, filepath.Join(dir, "*"))
+	p.waitLines(t, 1)
+	b := filepath.Join(dir, "b.log")
+	writeRotating(t, b, "b", 30_000, 10_000, renameRotation(t, b))
+	p.waitLines(t, 30_001)
+	os.Remove(a) // vanished: drained, then dropped
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	checkStreams(t, p.output(), noPrefix, map[string]int{"a": 1, "b": 30_000})
+}
+
+func TestStdoutClosed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	os.WriteFile(path, []byte("x\n"), 0o644)
+	cmd := exec.Command(bin, path)
+	r, w, _ := os.Pipe()
+	var stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = w, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	line, _ := bufio.NewReader(r).ReadString('\n')
+	if line != "x\n" {
+		t.Fatalf("got %q", line)
+	}
+	r.Close()
+	f := openAppend(t, path)
+	g := &lineGen{stream: "w"}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	waitUntil(t, func() bool {
+		select {
+		case err := <-done:
+			done <- err
+			return true
+		default:
+			f.Write(g.next(1))
+			return false
+		}
+	}, func() string { return "sidetail kept running with stdout closed" })
+	f.Close()
+	<-done
+	if code := cmd.ProcessState.ExitCode(); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	if msg := strings.TrimSpace(stderr.String()); !strings.Contains(msg, "stdout closed") || strings.Count(msg, "\n") != 0 {
+		t.Fatalf("stderr %q, want one line saying stdout closed", msg)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		args []string
+		want string // the flag or path the message must name
+	}{
+		{[]string{"--bogus", "x"}, "--bogus"},
+		{[]string{"--max-line=12Q", "x"}, "--max-line"},
+		{[]string{"--max-line=0", "x"}, "--max-line"},
+		{[]string{"--drain-timeout=soon", "x"}, "--drain-timeout"},
+		{[]string{"--format=xml", "x"}, "--format"},
+		{[]string{"--prefix={nope}", "x"}, "--prefix"},
+		{[]string{"--format=json", "--prefix=[{tag}]", "x"}, "--prefix"},
+		{[]string{}, "PATH"},
+		{[]string{filepath.Join(dir, "[a")}, filepath.Join(dir, "[a")},
+		{[]string{dir}, dir},
+	}
+	for _, tt := range tests {
+		cmd := exec.Command(bin, tt.args...)
+		out, err := cmd.CombinedOutput()
+		code := cmd.ProcessState.ExitCode()
+		msg := strings.TrimSpace(string(out))
+		if err == nil || code != 2 || !strings.Contains(msg, tt.want) || strings.Contains(msg, "\n") {
+			t.Errorf("sidetail %q: exit %d, output %q; want exit 2 and one line naming %s", tt.args, code, msg, tt.want)
+		}
+	}
+}
+
+// A file that exists but cannot be read is reported once and followed as soon as it
+// becomes readable, while other files keep flowing.
+func TestUnreadableFile(t *testing.T) {
+	// Not t.TempDir: its parent is private to root, and the test may run sidetail as nobody.
+	dir, err := os.MkdirTemp("", "sidetail-perm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	locked, open := filepath.Join(dir, "locked.log"), filepath.Join(dir, "open.log")
+	os.WriteFile(locked, []byte("locked 000000000 "+filler(0)+"\n"), 0o000)
+	os.WriteFile(open, []byte("open 000000000 "+filler(0)+"\n"), 0o644)
+	var p *proc
+	args := []string{locked, open}
+	if os.Geteuid() == 0 {
+		// Root reads anything: run as nobody so the permission bits count.
+		p = startAs(t, 65534, args...)
+	} else {
+		p = start(t, args...)
+	}
+	p.waitLines(t, 1)
+	waitUntil(t, func() bool { return strings.Contains(p.stderr.String(), "cannot read file") },
+		func() string { return "no error on stderr: " + p.stderr.String() })
+	os.Chmod(locked, 0o644)
+	p.waitLines(t, 2)
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if n := strings.Count(p.stderr.String(), "cannot read file"); n != 1 {
+		t.Errorf("error logged %d times, want once:\n%s", n, p.stderr.String())
+	}
+	checkStreams(t, p.output(), noPrefix, map[string]int{"locked": 1, "open": 1})
+}
+
+func startAs(t *testing.T, uid uint32, args ...string) *proc {
+	t.Helper()
+	return startWith(t, func(c *exec.Cmd) {
+		c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+	}, args...)
+}
+
+func TestCLIParse(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run(t.Context(), []string{"version"}, streams{&out, &errOut}); code != 0 || !strings.HasPrefix(out.String(), "sidetail ") {
+		t.Fatalf("version: exit %d, %q", code, out.String())
+	}
+	out.Reset()
+	if code := run(t.Context(), []string{"--help"}, streams{&out, &errOut}); code != 0 || !strings.Contains(out.String(), "Usage: sidetail") {
+		t.Fatalf("--help: exit %d, %q", code, out.String())
+	}
+	for _, tt := range []struct {
+		in   string
+		want int64
+	}{{"1Mi", 1 << 20}, {"512Ki", 512 << 10}, {"10M", 10e6}, {"4096", 4096}} {
+		if got, err := ParseSize(tt.in); err != nil || got != tt.want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
+		}
+	}
+	for _, bad := range []string{"", "Mi", "-1", "1.5Mi", "1Qi", "99999999999Ti"} {
+		if _, err := ParseSize(bad); err == nil {
+			t.Errorf("ParseSize(%q) succeeded", bad)
+		}
+	}
+	src, err := parseSource("web=/var/log/a=b.log")
+	if err != nil || src.Tag != "web" || src.Path != "/var/log/a=b.log" {
+		t.Errorf("parseSource: %+v %v", src, err)
+	}
+	if src, _ := parseSource("/var/log/a=b.log"); src.Tag != "" || src.Path != "/var/log/a=b.log" {
+		t.Errorf("a path with '=' taken for a tag: %+v", src)
+	}
+	t.Setenv("SIDETAIL_PATHS", "a=/x/a.log,/x/b.log")
+	t.Setenv("SIDETAIL_FORMAT", "json")
+	var cli CLI
+	parser := newParser(&cli, streams{&out, &errOut})
+	if _, err := parser.Parse([]string{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := cli.Tail.sources; len(got) != 2 || got[0].Tag != "a" || got[1].Path != "/x/b.log" || cli.Tail.Format != "json" {
+		t.Fatalf("env: %+v format %q", got, cli.Tail.Format)
+	}
+}
