@@ -321,8 +321,8 @@ func copytruncateRotation(t *testing.T, path string, p *proc, already func() int
 }
 
 const (
-	stressLines = 400_000
-	stressEvery = 20_000 // 20 rotations
+	stressLines = 420_000
+	stressEvery = 20_000 // 20 rotations (at 20k, 40k, … 400k)
 )
 
 func TestRotationKinds(t *testing.T) {
@@ -403,15 +403,15 @@ func TestThreeFiles(t *testing.T) {
 	}
 	p := start(t, append([]string{"--prefix", "[{tag}] "}, args...)...)
 	var wg sync.WaitGroup
-	wg.Go(func() { writeRotating(t, paths["a"], "a", 200_000, 10_000, renameRotation(t, paths["a"])) })
-	wg.Go(func() { writeRotating(t, paths["b"], "b", 200_000, 10_000, deleteRotation(t, paths["b"])) })
-	wg.Go(func() { writeRotating(t, paths["c"], "c", 200_000, 1_000_000, nil) })
+	wg.Go(func() { writeRotating(t, paths["a"], "a", 210_000, 10_000, renameRotation(t, paths["a"])) })
+	wg.Go(func() { writeRotating(t, paths["b"], "b", 210_000, 10_000, deleteRotation(t, paths["b"])) })
+	wg.Go(func() { writeRotating(t, paths["c"], "c", 210_000, 1_000_000, nil) })
 	wg.Wait()
-	p.waitLines(t, 600_000)
+	p.waitLines(t, 630_000)
 	if code := p.stop(t); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	checkStreams(t, p.output(), func(s string) string { return "[" + s + "x] " }, map[string]int{"a": 200_000, "b": 200_000, "c": 200_000})
+	checkStreams(t, p.output(), func(s string) string { return "[" + s + "x] " }, map[string]int{"a": 210_000, "b": 210_000, "c": 210_000})
 }
 
 func TestSIGTERMDrains(t *testing.T) {

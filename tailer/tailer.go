@@ -88,11 +88,14 @@ func Run(ctx context.Context, cfg Config, sources []Source, out *Output) error {
 	}()
 
 	// An output error ends everything: cancel, so the others stop at their next write.
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var failOnce sync.Once
+	var failed error
 	fail := func(err error) {
 		if err != nil {
-			cancel(err)
+			failOnce.Do(func() { failed = err })
+			cancel()
 		}
 	}
 	t := &tailer{cfg: &cfg, out: out, files: newRegistry(), watcher: w}
@@ -109,10 +112,7 @@ func Run(ctx context.Context, cfg Config, sources []Source, out *Output) error {
 		wg.Go(func() { fail(t.follower(src.Path, tag, cfg.FromTail, false).run(ctx, w)) })
 	}
 	wg.Wait()
-	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	return nil
+	return failed
 }
 
 // DefaultTag is the tag of a file without an explicit one: its base name without
