@@ -28,24 +28,25 @@ lines=$(( SIZE_MB * 1024 * 1024 / 100 ))
 awk -v n="$lines" 'BEGIN { pad = sprintf("%80s", ""); gsub(/ /, "x", pad);
   for (i = 0; i < n; i++) printf "%018d %s\n", i, pad }' > "$big"
 
-# until_lines N CMD...: runs CMD into a pipe until N lines came out; prints ms.
-until_lines() {
+# until_out HEAD_ARG CMD...: runs CMD into a pipe until `head HEAD_ARG` has what it
+# wants (-c BYTES or -n LINES); prints ms.
+until_out() {
   local n=$1; shift
   local fifo=$WORK/fifo; rm -f "$fifo"; mkfifo "$fifo"
   local t0 t1
   t0=$(date +%s%N)
   "$@" > "$fifo" 2>/dev/null & local pid=$!
-  head -n "$n" < "$fifo" > /dev/null
+  head $n < "$fifo" > /dev/null
   t1=$(date +%s%N)
   kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
   echo $(( (t1 - t0) / 1000000 ))
 }
 
-# best N CMD...: the fastest of 3 runs of until_lines.
+# best HEAD_ARG CMD...: the fastest of 3 runs of until_out.
 best() {
   local b=""
   for _ in 1 2 3; do
-    local ms; ms=$(until_lines "$@")
+    local ms; ms=$(until_out "$@")
     if [ -z "$b" ] || [ "$ms" -lt "$b" ]; then b=$ms; fi
   done
   echo "$b"
@@ -55,11 +56,13 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 echo "== catch-up: $SIZE_MB MiB of 100-byte lines into a pipe (higher ratio is faster)"
 cat "$big" > /dev/null # warm the page cache: every tool reads from memory
-cat_ms=$(best "$lines" cat "$big")
-raw_ms=$(best "$lines" "$bin" "$big")
-json_ms=$(best "$lines" "$bin" --format=json "$big")
-gnu_ms=$(best "$lines" tail -n+1 -F "$big")
-bb_ms=$(best "$lines" busybox tail -n+1 -F "$big")
+# Raw output is the file's bytes: stop at that many. JSON is longer: count lines.
+bytes="-c $(stat -c %s "$big")"
+cat_ms=$(best "$bytes" cat "$big")
+raw_ms=$(best "$bytes" "$bin" "$big")
+json_ms=$(best "-n $lines" "$bin" --format=json "$big")
+gnu_ms=$(best "$bytes" tail -n+1 -F "$big")
+bb_ms=$(best "$bytes" busybox tail -n+1 -F "$big")
 mbs() { awk -v ms="$1" -v mb="$SIZE_MB" 'BEGIN { printf "%.0f MiB/s", mb / (ms / 1000) }'; }
 printf "%-22s %7s ms  %-12s 1.00 x cat\n" cat "$cat_ms" "$(mbs "$cat_ms")"
 printf "%-22s %7s ms  %-12s %s x cat, %s x GNU tail (target >= 0.7 x cat, >= 1 x GNU)\n" "sidetail raw" "$raw_ms" "$(mbs "$raw_ms")" "$(ratio "$cat_ms" "$raw_ms")" "$(ratio "$gnu_ms" "$raw_ms")"

@@ -6,9 +6,10 @@ import (
 	"unicode/utf8"
 )
 
-// readSize is how much one read asks for; cat uses 128 KiB too, and it keeps one
-// output batch to a size a pipe reader takes in a few gulps.
-const readSize = 128 << 10
+// readSize is how much one read asks for. Into a pipe (64 KiB by default), small
+// writes let the reader drain while we read the next chunk: bench/compare.sh measured
+// 16 KiB ahead of 128 KiB (cat's size) on 2 cores.
+const readSize = 16 << 10
 
 // LineReader splits the bytes read from a file into segments ready for output: runs
 // of whole lines, or pieces of a line longer than the maximum. It holds a partial last
