@@ -611,6 +611,8 @@ func TestStdoutClosed(t *testing.T) {
 
 func TestBadInput(t *testing.T) {
 	dir := t.TempDir()
+	stateFile := filepath.Join(dir, "state")
+	os.WriteFile(stateFile, nil, 0o644)
 	tests := []struct {
 		args []string
 		want string // the flag or path the message must name
@@ -625,6 +627,7 @@ func TestBadInput(t *testing.T) {
 		{[]string{}, "PATH"},
 		{[]string{filepath.Join(dir, "[a")}, filepath.Join(dir, "[a")},
 		{[]string{dir}, dir},
+		{[]string{"--state-dir=" + stateFile, "x"}, "--state-dir"},
 	}
 	for _, tt := range tests {
 		cmd := exec.Command(bin, tt.args...)

@@ -26,6 +26,7 @@ type TailCmd struct {
 	Poll         bool          `env:"SIDETAIL_POLL" help:"Poll with stat instead of inotify (network filesystems)."`
 	PollInterval time.Duration `default:"250ms" env:"SIDETAIL_POLL_INTERVAL" help:"How often to stat files when polling."`
 	Quiet        bool          `env:"SIDETAIL_QUIET" help:"Log errors only."`
+	StateDir     string        `default:"auto" env:"SIDETAIL_STATE_DIR" placeholder:"DIR" help:"Where checkpoints live so a restart neither repeats nor skips lines. auto: a .sidetail folder beside the first file; empty: off."`
 
 	sources []tailer.Source
 	prefix  tailer.Prefix
@@ -70,7 +71,24 @@ func (c *TailCmd) Validate() error {
 		}
 		c.sources = append(c.sources, src)
 	}
+	if c.StateDir == "auto" {
+		c.StateDir = filepath.Join(staticDir(c.sources[0].Path), ".sidetail")
+	}
+	if c.StateDir != "" {
+		if info, err := os.Stat(c.StateDir); err == nil && !info.IsDir() {
+			return fmt.Errorf("--state-dir: %s is a file; name a directory, or --state-dir='' to turn checkpoints off", c.StateDir)
+		}
+	}
 	return nil
+}
+
+// staticDir is the directory of path up to its first glob metacharacter.
+func staticDir(path string) string {
+	dir := filepath.Dir(path)
+	for strings.ContainsAny(dir, "*?[") {
+		dir = filepath.Dir(dir)
+	}
+	return dir
 }
 
 // parseSource splits TAG=PATH and checks the path: a glob must be well formed and
@@ -115,7 +133,15 @@ func validTag(s string) bool {
 // timeout.
 func (c *TailCmd) Run(ctx context.Context, s streams) error {
 	log := newLogger(s.stderr, c.Quiet)
+	var cps *tailer.Checkpoints
+	if c.StateDir != "" {
+		var err error
+		if cps, err = tailer.OpenCheckpoints(c.StateDir); err != nil {
+			log.Warn("checkpoints off: a restart will repeat lines", "err", err)
+		}
+	}
 	cfg := tailer.Config{
+		Checkpoints:  cps,
 		Format:       tailer.Format{JSON: c.Format == "json", Prefix: c.prefix},
 		MaxLine:      int(c.MaxLine),
 		Settle:       c.Settle,

@@ -47,8 +47,16 @@ type follower struct {
 	out       *Output
 	files     *registry
 	log       *slog.Logger
-	fromTail  bool // start the first file at its end (--from=tail, file present at start)
-	globbed   bool // found by a glob: stop once the path is gone, the scanner restarts it
+	fromTail  bool         // start the first file at its end (--from=tail, file present at start)
+	globbed   bool         // found by a glob: stop once the path is gone, the scanner restarts it
+	cps       *Checkpoints // nil: no checkpoints
+	resumed   bool         // the checkpoint was looked at
+
+	// emitted is the offset in cur up to which lines reached the output: what a
+	// checkpoint may record. Bytes held (a partial line) are not counted.
+	emitted int64
+	saved   filePoint
+	savedAt time.Time
 
 	wake <-chan struct{}
 	tick *time.Ticker
@@ -115,6 +123,9 @@ func (f *follower) run(ctx context.Context, w *Watcher) error {
 		if next := f.nextPending(); next != nil {
 			f.use(next)
 		} else if !f.open(ctx) {
+			if f.globbed && f.cps != nil && ctx.Err() == nil {
+				f.cps.remove(f.path) // the file is gone and drained
+			}
 			return nil
 		}
 		next, err := f.follow(ctx)
@@ -141,10 +152,12 @@ func (f *follower) open(ctx context.Context) bool {
 				o.start = o.info.Size()
 			}
 			f.fromTail = false
-			f.use(o)
+			chain := f.resume(o)
 			f.pinMu.Lock()
-			f.newest = o
+			f.pending = append(f.pending, chain[1:]...)
+			f.newest = chain[len(chain)-1]
 			f.pinMu.Unlock()
+			f.use(chain[0])
 			return true
 		}
 		if errors.Is(err, errBusy) {
@@ -178,14 +191,18 @@ func (f *follower) open(ctx context.Context) bool {
 var errBusy = errors.New("file is being read by another follower")
 
 // openPath opens the file the path names now and claims it.
-func (f *follower) openPath() (*openFile, error) {
-	file, err := os.Open(f.path)
+func (f *follower) openPath() (*openFile, error) { return f.openName(f.path) }
+
+// openName opens the file at name (the path, or a sibling it was rotated to) and
+// claims it.
+func (f *follower) openName(name string) (*openFile, error) {
+	file, err := os.Open(name)
 	if err != nil {
 		return nil, err
 	}
 	info, err := file.Stat()
 	if err == nil && info.IsDir() {
-		err = fmt.Errorf("%s is a directory", f.path)
+		err = fmt.Errorf("%s is a directory", name)
 	}
 	if err != nil {
 		file.Close()
@@ -201,12 +218,66 @@ func (f *follower) openPath() (*openFile, error) {
 	return o, nil
 }
 
+// resume returns the files to read, oldest first, given o, the file at the path
+// now: where the checkpoint says reading stopped, possibly in a file rotated to
+// another name while we were down, then every file after it. Without a usable
+// checkpoint it is just o.
+func (f *follower) resume(o *openFile) []*openFile {
+	if f.cps == nil || f.resumed {
+		return []*openFile{o}
+	}
+	f.resumed = true
+	cp, found, err := f.cps.load(f.path)
+	if err != nil {
+		f.log.Warn("ignoring checkpoint, reading from the head", "path", f.path, "err", err)
+		o.start = 0
+		return []*openFile{o}
+	}
+	if !found {
+		return []*openFile{o}
+	}
+	var chain []*openFile
+	for _, p := range cp.Files {
+		got := o
+		if !p.matches(o) {
+			got = nil
+			if name := findSibling(filepath.Dir(f.path), p); name != "" {
+				if s, err := f.openName(name); err == nil {
+					if p.matches(s) {
+						got = s
+					} else {
+						f.release(s, s.start)
+					}
+				}
+			}
+		}
+		if got == nil {
+			f.log.Warn("checkpointed file is gone or changed, skipping it", "path", f.path, "inode", p.Ino)
+			continue
+		}
+		got.start = p.Offset
+		chain = append(chain, got)
+		if got == o {
+			return chain
+		}
+	}
+	if len(chain) == 0 {
+		f.log.Warn("checkpoint matches no file, reading from the head", "path", f.path)
+		o.start = 0
+	} else {
+		f.log.Info("resuming in a file rotated while stopped", "path", f.path, "file", chain[0].Name())
+		o.start = 0
+	}
+	return append(chain, o)
+}
+
 // use makes o the file being read, from its start offset.
 func (f *follower) use(o *openFile) {
 	if _, err := o.Seek(o.start, io.SeekStart); err != nil {
 		o.start = 0 // cannot happen on a regular file; reading it all loses nothing
 	}
-	f.cur, f.off = o, o.start
+	f.cur, f.off, f.emitted = o, o.start, o.start
+	f.checkpoint(true)
 	f.mark = f.mark[:0]
 	if o.start > 0 {
 		f.mark = readAt(o.File, o.start-min(o.start, markLen), int(min(o.start, markLen)))
@@ -244,6 +315,7 @@ func (f *follower) follow(ctx context.Context) (change, error) {
 			if n > 0 {
 				continue // look again before waiting: more may have come
 			}
+			f.checkpoint(true)
 			select {
 			case <-ctx.Done():
 			case <-f.wake:
@@ -290,7 +362,11 @@ func (f *follower) shutdown() (change, error) {
 	} else {
 		c = unchanged
 	}
-	return c, f.emitHeld()
+	err := f.emitHeld()
+	if err == nil {
+		f.checkpoint(true)
+	}
+	return c, err
 }
 
 // restart goes back to offset 0 of a truncated file.
@@ -301,7 +377,7 @@ func (f *follower) restart() error {
 	if _, err := f.cur.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("seek %s: %w", f.path, err)
 	}
-	f.off = 0
+	f.off, f.emitted = 0, 0
 	f.mark = f.mark[:0]
 	f.cur.head = readHead(f.cur.File)
 	return nil
@@ -482,12 +558,14 @@ func (f *follower) emit() error {
 			if err := f.out.write(seg); err != nil {
 				return err
 			}
-			continue
+		} else {
+			f.outBuf = f.enc.appendSegment(f.outBuf[:0], seg, partial, now)
+			if err := f.out.write(f.outBuf); err != nil {
+				return err
+			}
 		}
-		f.outBuf = f.enc.appendSegment(f.outBuf[:0], seg, partial, now)
-		if err := f.out.write(f.outBuf); err != nil {
-			return err
-		}
+		f.emitted += int64(len(seg))
+		f.checkpoint(false)
 	}
 }
 
@@ -499,7 +577,36 @@ func (f *follower) emitHeld() error {
 		return nil
 	}
 	f.outBuf = f.enc.appendSegment(f.outBuf[:0], held, false, time.Now())
-	return f.out.write(f.outBuf)
+	if err := f.out.write(f.outBuf); err != nil {
+		return err
+	}
+	f.emitted += int64(len(held))
+	return nil
+}
+
+// checkpoint saves how far the output got, when it changed and either the reader
+// caught up (idle) or a batch bound (saveBytes, saveEvery) was passed.
+func (f *follower) checkpoint(idle bool) {
+	if f.cps == nil || f.cur == nil {
+		return
+	}
+	cur := filePoint{Dev: f.cur.key.dev, Ino: f.cur.key.ino, Born: f.cur.key.born, Head: f.cur.head, Offset: f.emitted}
+	if cur.Offset == f.saved.Offset && cur.key() == f.saved.key() {
+		return
+	}
+	if !idle && cur.key() == f.saved.key() && cur.Offset-f.saved.Offset < saveBytes && time.Since(f.savedAt) < saveEvery {
+		return
+	}
+	cp := checkpoint{Path: f.path, Files: []filePoint{cur}}
+	f.pinMu.Lock()
+	for _, p := range f.pending {
+		cp.Files = append(cp.Files, filePoint{Dev: p.key.dev, Ino: p.key.ino, Born: p.key.born, Head: p.head, Offset: p.start})
+	}
+	f.pinMu.Unlock()
+	if err := f.cps.save(cp); err != nil {
+		f.log.Warn("cannot save checkpoint", "path", f.path, "err", err)
+	}
+	f.saved, f.savedAt = cur, time.Now()
 }
 
 func readHead(file *os.File) []byte { return readAt(file, 0, headLen) }

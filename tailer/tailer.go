@@ -28,6 +28,8 @@ type Config struct {
 	Poll         bool // never use inotify
 	PollInterval time.Duration
 	Log          *slog.Logger
+	// Checkpoints, when set, makes a restart resume where the output stopped.
+	Checkpoints *Checkpoints
 }
 
 // Source is one PATH argument: a file or a glob, with the tag its lines carry.
@@ -99,6 +101,9 @@ func Run(ctx context.Context, cfg Config, sources []Source, out *Output) error {
 		}
 	}
 	t := &tailer{cfg: &cfg, out: out, files: newRegistry(), watcher: w}
+	if cfg.Checkpoints != nil {
+		cfg.Checkpoints.prune(sources)
+	}
 	var wg sync.WaitGroup
 	for _, src := range sources {
 		if src.IsGlob() {
@@ -132,7 +137,7 @@ type tailer struct {
 func (t *tailer) follower(path, tag string, fromTail, globbed bool) *follower {
 	return &follower{
 		path: path, tag: tag, cfg: t.cfg, out: t.out, files: t.files,
-		log: t.cfg.Log, fromTail: fromTail, globbed: globbed,
+		log: t.cfg.Log, fromTail: fromTail, globbed: globbed, cps: t.cfg.Checkpoints,
 	}
 }
 

@@ -1,0 +1,198 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// seqs returns the sequence numbers of stream's lines, in output order.
+func seqs(lines []string, stream string) []int {
+	var out []int
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) >= 2 && f[0] == stream {
+			n, _ := strconv.Atoi(f[1])
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// writeSlowly writes total lines of stream to path in small writes, so the stream
+// outlasts a sidetail restart.
+func writeSlowly(t *testing.T, path string, total int, progress func(int)) {
+	f := openAppend(t, path)
+	defer f.Close()
+	g := &lineGen{stream: "w"}
+	for g.seq < total {
+		if _, err := f.Write(g.next(min(20, total-g.seq))); err != nil {
+			t.Error(err)
+			return
+		}
+		if progress != nil {
+			progress(g.seq)
+		}
+	}
+}
+
+// SIGKILL in the middle of a stream, then a restart: nothing lost, and what is
+// repeated is one run at the boundary within the batch bound (1 MiB of input plus
+// one 16 KiB read, or 1 s of output).
+func TestCheckpointAfterSIGKILL(t *testing.T) {
+	const total = 200_000
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	openAppend(t, path).Close()
+	p1 := start(t, path)
+	var wg sync.WaitGroup
+	restarted := make(chan struct{})
+	wg.Go(func() {
+		writeSlowly(t, path, total, func(n int) {
+			if n == total/2 {
+				<-restarted // half written before the kill, half after the restart
+			}
+		})
+	})
+	p1.waitLines(t, total/4)
+	p1.cmd.Process.Kill()
+	p1.wait(t)
+	p2 := start(t, path)
+	close(restarted)
+	wg.Wait()
+	waitUntil(t, func() bool {
+		s := seqs(p2.output(), "w")
+		return len(s) > 0 && s[len(s)-1] == total-1
+	}, func() string { return "the restarted sidetail did not reach the last line" })
+	if code := p2.stop(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	first, second := seqs(p1.output(), "w"), seqs(p2.output(), "w")
+	for i, n := range first {
+		if n != i {
+			t.Fatalf("first run: line %d has seq %d", i, n)
+		}
+	}
+	if len(second) == 0 || second[0] > len(first) {
+		t.Fatalf("lost lines: first run ended at %d, second began at %v", len(first)-1, second[:min(1, len(second))])
+	}
+	for i, n := range second {
+		if n != second[0]+i {
+			t.Fatalf("second run: line %d has seq %d, want %d", i, n, second[0]+i)
+		}
+	}
+	repeated := len(first) - second[0]
+	lineLen := len("w 000000000 ") + 45 // mean filler length
+	t.Logf("first run %d lines, second from %d: %d repeated (~%d KiB)", len(first), second[0], repeated, repeated*lineLen>>10)
+	if repeated*lineLen > 1<<20+16<<10 {
+		t.Fatalf("%d lines repeated, more than the 1 MiB batch bound", repeated)
+	}
+}
+
+// SIGTERM, then a restart, while the writer keeps writing: every line exactly once.
+func TestCheckpointAfterSIGTERM(t *testing.T) {
+	const total = 100_000
+	path := filepath.Join(t.TempDir(), "app.log")
+	openAppend(t, path).Close()
+	p1 := start(t, path)
+	var wg sync.WaitGroup
+	restarted := make(chan struct{})
+	wg.Go(func() {
+		writeSlowly(t, path, total, func(n int) {
+			if n == total/2 {
+				<-restarted
+			}
+		})
+	})
+	p1.waitLines(t, total/4)
+	if code := p1.stop(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	p2 := start(t, path)
+	close(restarted)
+	wg.Wait()
+	p2.waitLines(t, total-p1.count())
+	if code := p2.stop(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	checkStreams(t, append(p1.output(), p2.output()...), noPrefix, map[string]int{"w": total})
+}
+
+// Rotated while stopped: the rest of the old file (now app.log.1), including lines
+// written to it after the rename, comes first, then the new file from its head.
+func TestCheckpointRotatedWhileDown(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	old := openAppend(t, path)
+	defer old.Close()
+	w := &lineGen{stream: "w"}
+	old.Write(w.next(1000))
+	p1 := start(t, path)
+	p1.waitLines(t, 1000)
+	if code := p1.stop(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	old.Write(w.next(500))
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	old.Write(w.next(500))
+	n := &lineGen{stream: "n"}
+	os.WriteFile(path, n.next(500), 0o644)
+
+	p2 := start(t, path)
+	p2.waitLines(t, 1500)
+	if code := p2.stop(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	all := append(p1.output(), p2.output()...)
+	checkStreams(t, all, noPrefix, map[string]int{"w": 2000, "n": 500})
+	if got := p2.output(); !strings.HasPrefix(got[999], "w 000001999") || !strings.HasPrefix(got[1000], "n 000000000") {
+		t.Fatalf("old file's rest must come before the new file: %q, %q", got[999], got[1000])
+	}
+}
+
+func TestCheckpointCorrupt(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	g := &lineGen{stream: "w"}
+	os.WriteFile(path, g.next(100), 0o644)
+	p1 := start(t, path)
+	p1.waitLines(t, 100)
+	p1.stop(t)
+	cps, _ := filepath.Glob(filepath.Join(dir, ".sidetail", "*.json"))
+	if len(cps) != 1 {
+		t.Fatalf("checkpoint files: %v", cps)
+	}
+	data, _ := os.ReadFile(cps[0])
+	os.WriteFile(cps[0], data[:len(data)/2], 0o644)
+
+	p2 := start(t, path)
+	p2.waitLines(t, 100) // from the head again
+	if code := p2.stop(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	checkStreams(t, p2.output(), noPrefix, map[string]int{"w": 100})
+	if !strings.Contains(p2.stderr.String(), "ignoring checkpoint") {
+		t.Fatalf("no warning: %s", p2.stderr.String())
+	}
+}
+
+// A state dir that cannot be written: one warning, and the lines still flow.
+func TestCheckpointStateDirNotWritable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	g := &lineGen{stream: "w"}
+	os.WriteFile(path, g.next(10), 0o644)
+	p := start(t, "--state-dir=/proc/sidetail-cannot-write-here", path)
+	p.waitLines(t, 10)
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	checkStreams(t, p.output(), noPrefix, map[string]int{"w": 10})
+	if n := strings.Count(p.stderr.String(), "checkpoints off"); n != 1 {
+		t.Fatalf("warned %d times: %s", n, p.stderr.String())
+	}
+}
