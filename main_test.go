@@ -482,7 +482,7 @@ func TestLongLine(t *testing.T) {
 	os.WriteFile(path, []byte(line+"after\n"), 0o644)
 	for _, format := range []string{"raw", "json"} {
 		t.Run(format, func(t *testing.T) {
-			p := start(t, "--format="+format, path)
+			p := start(t, "--state-dir=", "--format="+format, path) // each run reads the file anew
 			waitUntil(t, func() bool {
 				out := p.output()
 				return len(out) > 0 && strings.Contains(out[len(out)-1], "after")

@@ -18,8 +18,14 @@ if ! command -v busybox >/dev/null; then
   apt-get install -y -qq busybox-static >/dev/null
 fi
 
-bin=$WORK/sidetail
-CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$bin" .
+static=$WORK/sidetail
+CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$static" .
+# Checkpoints off for the comparisons: a second run would resume and print nothing.
+bin=$WORK/sidetail-nostate
+printf '#!/bin/sh\nexec %s --state-dir= "$@"\n' "$static" > "$bin"; chmod +x "$bin"
+# With checkpoints, each run starting from an empty state dir.
+withstate=$WORK/sidetail-state
+printf '#!/bin/sh\nrm -rf %s/state; exec %s --state-dir=%s/state "$@"\n' "$WORK" "$static" "$WORK" > "$withstate"; chmod +x "$withstate"
 go build -o "$WORK/latency" ./bench/latency
 
 # 100-byte lines: 99 bytes of text and a newline.
@@ -60,12 +66,14 @@ cat "$big" > /dev/null # warm the page cache: every tool reads from memory
 bytes="-c $(stat -c %s "$big")"
 cat_ms=$(best "$bytes" cat "$big")
 raw_ms=$(best "$bytes" "$bin" "$big")
+state_ms=$(best "$bytes" "$withstate" "$big")
 json_ms=$(best "-n $lines" "$bin" --format=json "$big")
 gnu_ms=$(best "$bytes" tail -n+1 -F "$big")
 bb_ms=$(best "$bytes" busybox tail -n+1 -F "$big")
 mbs() { awk -v ms="$1" -v mb="$SIZE_MB" 'BEGIN { printf "%.0f MiB/s", mb / (ms / 1000) }'; }
 printf "%-22s %7s ms  %-12s 1.00 x cat\n" cat "$cat_ms" "$(mbs "$cat_ms")"
 printf "%-22s %7s ms  %-12s %s x cat, %s x GNU tail (target >= 0.7 x cat, >= 1 x GNU)\n" "sidetail raw" "$raw_ms" "$(mbs "$raw_ms")" "$(ratio "$cat_ms" "$raw_ms")" "$(ratio "$gnu_ms" "$raw_ms")"
+printf "%-22s %7s ms  %-12s %s x raw without (checkpoint overhead target <= 5%%)\n" "sidetail checkpoints" "$state_ms" "$(mbs "$state_ms")" "$(ratio "$raw_ms" "$state_ms")"
 printf "%-22s %7s ms  %-12s %s x cat (target >= 0.25)\n" "sidetail json" "$json_ms" "$(mbs "$json_ms")" "$(ratio "$cat_ms" "$json_ms")"
 printf "%-22s %7s ms  %-12s %s x cat\n" "GNU tail -n+1 -F" "$gnu_ms" "$(mbs "$gnu_ms")" "$(ratio "$cat_ms" "$gnu_ms")"
 printf "%-22s %7s ms  %-12s %s x cat\n" "busybox tail -n+1 -F" "$bb_ms" "$(mbs "$bb_ms")" "$(ratio "$cat_ms" "$bb_ms")"
@@ -89,7 +97,7 @@ cpu_rss() {
 echo "== idle: 10 files for ${IDLE_SECONDS}s (target <= 0.05 CPU-s, RSS <= 8 MiB)"
 idle=()
 for i in $(seq 10); do echo "line $i" > "$WORK/idle$i.log"; idle+=("$WORK/idle$i.log"); done
-"$bin" "${idle[@]}" > /dev/null 2>&1 & pid=$!
+"$static" --state-dir= "${idle[@]}" > /dev/null 2>&1 & pid=$!
 sleep 1
 start_ticks=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
 sleep "$IDLE_SECONDS"
@@ -103,11 +111,11 @@ echo "== 16 MiB lines: peak RSS (target <= 16 MiB)"
 long=$WORK/long.log
 for i in 1 2 3 4; do head -c $((16 << 20)) /dev/zero | tr '\0' 'y'; echo; done > "$long"
 fifo=$WORK/fifo; rm -f "$fifo"; mkfifo "$fifo"
-"$bin" "$long" > "$fifo" 2>/dev/null & pid=$!
+"$static" --state-dir= "$long" > "$fifo" 2>/dev/null & pid=$!
 # --max-line is 1Mi: 4 lines come out as 64 pieces.
 head -n 64 < "$fifo" > /dev/null
 printf "%-22s %s\n" sidetail "$(cpu_rss $pid)"
 kill $pid; wait $pid 2>/dev/null || true
 
 echo "== binary: CGO_ENABLED=0 -trimpath -ldflags='-s -w' (target <= 6 MiB)"
-printf "%-22s %s bytes (%s MiB), %s\n" sidetail "$(stat -c %s "$bin")" "$(awk -v s="$(stat -c %s "$bin")" 'BEGIN { printf "%.2f", s / 1048576 }')" "$(file -b "$bin" 2>/dev/null | cut -d, -f1-2 || echo static)"
+printf "%-22s %s bytes (%s MiB)\n" sidetail "$(stat -c %s "$static")" "$(awk -v s="$(stat -c %s "$static")" 'BEGIN { printf "%.2f", s / 1048576 }')"

@@ -17,9 +17,12 @@ import (
 
 // Checkpoint batch bounds: a follower saves its position whenever it has caught up
 // with its file, and while catching up at least every saveBytes of input or
-// saveEvery. After SIGKILL, at most that much of one file is written again.
+// saveEvery. After SIGKILL, at most that much of one file is written again. Each
+// save is a write and a rename, which ext4 makes cost ~0.1 ms (auto_da_alloc
+// allocates the replaced file's blocks): at 1 MiB the catch-up lost 25% of its
+// speed, at 8 MiB it stays within a few percent.
 const (
-	saveBytes = 1 << 20
+	saveBytes = 8 << 20
 	saveEvery = time.Second
 )
 
