@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 )
 
@@ -22,21 +21,27 @@ func seqs(lines []string, stream string) []int {
 	return out
 }
 
-// writeSlowly writes total lines of stream to path in small writes, so the stream
-// outlasts a sidetail restart.
-func writeSlowly(t *testing.T, path string, total int, progress func(int)) {
-	f := openAppend(t, path)
-	defer f.Close()
-	g := &lineGen{stream: "w"}
-	for g.seq < total {
-		if _, err := f.Write(g.next(min(20, total-g.seq))); err != nil {
-			t.Error(err)
-			return
+// writeAcrossRestart writes total lines of stream "w" to path in small writes from a
+// goroutine: half of them, then it waits until restarted is closed (the test has
+// stopped and restarted sidetail), then the rest. written is closed at the end.
+func writeAcrossRestart(t *testing.T, path string, total int) (restarted, written chan struct{}) {
+	restarted, written = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(written)
+		f := openAppend(t, path)
+		defer f.Close()
+		g := &lineGen{stream: "w"}
+		for g.seq < total {
+			if _, err := f.Write(g.next(min(20, total-g.seq))); err != nil {
+				t.Error(err)
+				return
+			}
+			if g.seq == total/2 {
+				<-restarted
+			}
 		}
-		if progress != nil {
-			progress(g.seq)
-		}
-	}
+	}()
+	return restarted, written
 }
 
 // SIGKILL in the middle of a stream, then a restart: nothing lost, and what is
@@ -48,21 +53,13 @@ func TestCheckpointAfterSIGKILL(t *testing.T) {
 	path := filepath.Join(dir, "app.log")
 	openAppend(t, path).Close()
 	p1 := start(t, path)
-	var wg sync.WaitGroup
-	restarted := make(chan struct{})
-	wg.Go(func() {
-		writeSlowly(t, path, total, func(n int) {
-			if n == total/2 {
-				<-restarted // half written before the kill, half after the restart
-			}
-		})
-	})
+	restarted, written := writeAcrossRestart(t, path, total)
 	p1.waitLines(t, total/4)
 	p1.cmd.Process.Kill()
 	p1.wait(t)
 	p2 := start(t, path)
 	close(restarted)
-	wg.Wait()
+	<-written
 	waitUntil(t, func() bool {
 		s := seqs(p2.output(), "w")
 		return len(s) > 0 && s[len(s)-1] == total-1
@@ -98,22 +95,14 @@ func TestCheckpointAfterSIGTERM(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "app.log")
 	openAppend(t, path).Close()
 	p1 := start(t, path)
-	var wg sync.WaitGroup
-	restarted := make(chan struct{})
-	wg.Go(func() {
-		writeSlowly(t, path, total, func(n int) {
-			if n == total/2 {
-				<-restarted
-			}
-		})
-	})
+	restarted, written := writeAcrossRestart(t, path, total)
 	p1.waitLines(t, total/4)
 	if code := p1.stop(t); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 	p2 := start(t, path)
 	close(restarted)
-	wg.Wait()
+	<-written
 	p2.waitLines(t, total-p1.count())
 	if code := p2.stop(t); code != 0 {
 		t.Fatalf("exit %d", code)
