@@ -25,18 +25,17 @@ func (s *Size) Decode(ctx *kong.DecodeContext) error {
 	return nil
 }
 
-var sizeSuffixes = []struct {
-	suffix string
-	mult   int64
-}{
-	{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"Ti", 1 << 40},
-	{"k", 1e3}, {"K", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12},
-}
-
 // ParseSize parses a size such as "1Mi", "512Ki", "10M" or "4096".
 func ParseSize(text string) (int64, error) {
+	suffixes := []struct {
+		suffix string
+		mult   int64
+	}{
+		{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"Ti", 1 << 40},
+		{"k", 1e3}, {"K", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12},
+	}
 	num, mult := strings.TrimSpace(text), int64(1)
-	for _, s := range sizeSuffixes {
+	for _, s := range suffixes {
 		if strings.HasSuffix(num, s.suffix) {
 			num, mult = strings.TrimSuffix(num, s.suffix), s.mult
 			break
