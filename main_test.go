@@ -310,9 +310,9 @@ func symlinkRotation(t *testing.T, path string) func(*os.File, int) *os.File {
 // copytruncateRotation truncates in place. Bytes written between a reader's last read
 // and the truncate are gone from the file for any reader, so the writer waits until
 // sidetail has shown every line so far, as logrotate's copy step would have read them.
-func copytruncateRotation(t *testing.T, path string, p *proc, already func() int) func(*os.File, int) *os.File {
+func copytruncateRotation(t *testing.T, p *proc) func(*os.File, int) *os.File {
 	return func(f *os.File, n int) *os.File {
-		p.waitLines(t, already()+n)
+		p.waitLines(t, n)
 		if err := f.Truncate(0); err != nil {
 			t.Error(err)
 		}
@@ -346,38 +346,34 @@ func TestRotationKinds(t *testing.T) {
 			case "rename-late":
 				// The old descriptor gets 500 more lines after the rename, written by
 				// the same writer, before it opens the new file.
-				late := 0
-				rotate = func(f *os.File, _ int) *os.File {
-					if err := os.Rename(path, path+".1"); err != nil {
-						t.Error(err)
-					}
-					late = 500
-					return f
-				}
 				g := &lineGen{stream: "w"}
 				f := openAppend(t, path)
+				late := 0
 				for g.seq < stressLines {
 					n := min(50, stressLines-g.seq)
 					if _, err := f.Write(g.next(n)); err != nil {
 						t.Fatal(err)
 					}
-					if late > 0 {
+					switch {
+					case late > 0:
 						if late -= n; late <= 0 {
 							f.Close()
 							f = openAppend(t, path)
 						}
-					} else if g.seq%stressEvery == 0 {
-						f = rotate(f, g.seq)
+					case g.seq%stressEvery == 0:
+						if err := os.Rename(path, path+".1"); err != nil {
+							t.Fatal(err)
+						}
+						late = 500
 					}
 				}
 				f.Close()
-				rotate = nil
 			case "delete":
 				rotate = deleteRotation(t, path)
 			case "symlink":
 				rotate = symlinkRotation(t, path)
 			case "copytruncate":
-				rotate = copytruncateRotation(t, path, p, func() int { return 0 })
+				rotate = copytruncateRotation(t, p)
 			}
 			if rotate != nil {
 				writeRotating(t, path, "w", stressLines, stressEvery, rotate)
