@@ -110,8 +110,9 @@ func TestCheckpointAfterSIGTERM(t *testing.T) {
 	checkStreams(t, append(p1.output(), p2.output()...), noPrefix, map[string]int{"w": total})
 }
 
-// Rotated while stopped: the rest of the old file (now app.log.1), including lines
-// written to it after the rename, comes first, then the new file from its head.
+// Rotated twice while stopped, logrotate style (app.log → app.log.1 → app.log.2):
+// the rest of the old file, including lines written to it after the rename, comes
+// first, then the file that was at the path in between, then the new one.
 func TestCheckpointRotatedWhileDown(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.log")
@@ -125,22 +126,31 @@ func TestCheckpointRotatedWhileDown(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 	old.Write(w.next(500))
-	if err := os.Rename(path, path+".1"); err != nil {
-		t.Fatal(err)
-	}
+	rename(t, path, path+".1")
 	old.Write(w.next(500))
+	m := &lineGen{stream: "m"}
+	os.WriteFile(path, m.next(300), 0o644)
+	rename(t, path+".1", path+".2")
+	rename(t, path, path+".1")
 	n := &lineGen{stream: "n"}
 	os.WriteFile(path, n.next(500), 0o644)
 
 	p2 := start(t, path)
-	p2.waitLines(t, 1500)
+	p2.waitLines(t, 1800)
 	if code := p2.stop(t); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 	all := append(p1.output(), p2.output()...)
-	checkStreams(t, all, noPrefix, map[string]int{"w": 2000, "n": 500})
-	if got := p2.output(); !strings.HasPrefix(got[999], "w 000001999") || !strings.HasPrefix(got[1000], "n 000000000") {
-		t.Fatalf("old file's rest must come before the new file: %q, %q", got[999], got[1000])
+	checkStreams(t, all, noPrefix, map[string]int{"w": 2000, "m": 300, "n": 500})
+	if got := p2.output(); !strings.HasPrefix(got[999], "w ") || !strings.HasPrefix(got[1000], "m ") || !strings.HasPrefix(got[1300], "n ") {
+		t.Fatalf("files out of order: %q, %q, %q", got[999], got[1000], got[1300])
+	}
+}
+
+func rename(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.Rename(from, to); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -135,8 +135,31 @@ func (p *proc) waitLines(t *testing.T, n int) {
 		for _, l := range p.output() {
 			last[strings.SplitN(l, " ", 2)[0]] = l
 		}
-		return fmt.Sprintf("%d lines of %d; last line of each stream: %q; stderr:\n%s", p.count(), n, last, p.stderr.String())
+		return fmt.Sprintf("%d lines of %d; last line of each stream: %q; gaps: %s; stderr:\n%s", p.count(), n, last, gaps(p.output()), p.stderr.String())
 	})
+}
+
+// gaps describes, per stream, where sequence numbers jump (at most 5 per stream), to
+// tell lines lost from lines still to come when a wait times out.
+func gaps(lines []string) string {
+	next := map[string]int{}
+	found := map[string][]string{}
+	for _, line := range lines {
+		fields := strings.Fields(line)
+		for i := 1; i < len(fields); i++ {
+			seq, err := strconv.Atoi(fields[i])
+			if err != nil {
+				continue
+			}
+			stream := fields[i-1]
+			if want := next[stream]; seq != want && len(found[stream]) < 5 {
+				found[stream] = append(found[stream], fmt.Sprintf("%d..%d", want, seq-1))
+			}
+			next[stream] = seq + 1
+			break
+		}
+	}
+	return fmt.Sprint(found)
 }
 
 // stop sends SIGTERM and returns the exit code once stdout is fully read.
@@ -408,6 +431,31 @@ func TestThreeFiles(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 	checkStreams(t, p.output(), func(s string) string { return "[" + s + "x] " }, map[string]int{"a": 210_000, "b": 210_000, "c": 210_000})
+}
+
+// Rotations while sidetail is stopped (SIGSTOP: what CPU throttling of a tiny
+// limit does for tens of milliseconds): files that were at the path and were rotated
+// away unseen are found among the siblings and read in order.
+func TestRotationWhileStopped(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	g := &lineGen{stream: "w"}
+	os.WriteFile(path, g.next(100), 0o644)
+	p := start(t, path)
+	p.waitLines(t, 100)
+	p.cmd.Process.Signal(syscall.SIGSTOP)
+	for r := 1; r <= 3; r++ { // logrotate's numbered archives: shift them up
+		for j := r - 1; j >= 1; j-- {
+			rename(t, fmt.Sprintf("%s.%d", path, j), fmt.Sprintf("%s.%d", path, j+1))
+		}
+		rename(t, path, path+".1")
+		os.WriteFile(path, g.next(100), 0o644)
+	}
+	p.cmd.Process.Signal(syscall.SIGCONT)
+	p.waitLines(t, 400)
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	checkStreams(t, p.output(), noPrefix, map[string]int{"w": 400})
 }
 
 func TestSIGTERMDrains(t *testing.T) {

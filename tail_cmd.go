@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,8 +30,13 @@ type TailCmd struct {
 	Quiet        bool          `env:"SIDETAIL_QUIET" help:"Log errors only."`
 	StateDir     string        `default:"auto" env:"SIDETAIL_STATE_DIR" placeholder:"DIR" help:"Where checkpoints live so a restart neither repeats nor skips lines. auto: a .sidetail folder beside the first file; empty: off."`
 
-	sources []tailer.Source
-	prefix  tailer.Prefix
+	MultilineStart   []string      `sep:"none" env:"SIDETAIL_MULTILINE_START" placeholder:"[TAG=]REGEX" help:"A line matching REGEX starts a record; the lines after it that do not match join it (stack traces). TAG=REGEX: for that tag only (repeat the flag). Env: one per line."`
+	MultilineTimeout time.Duration `default:"1s" env:"SIDETAIL_MULTILINE_TIMEOUT" help:"End a record after this long without a new line."`
+	MaxRecord        Size          `default:"1Mi" env:"SIDETAIL_MAX_RECORD" help:"End a record when it reaches this many bytes."`
+
+	sources   []tailer.Source
+	prefix    tailer.Prefix
+	multiline *tailer.Multiline
 }
 
 // Validate checks what kong cannot: paths, globs, the prefix template.
@@ -71,6 +78,9 @@ func (c *TailCmd) Validate() error {
 		}
 		c.sources = append(c.sources, src)
 	}
+	if c.multiline, err = c.parseMultiline(); err != nil {
+		return err
+	}
 	if c.StateDir == "auto" {
 		c.StateDir = filepath.Join(staticDir(c.sources[0].Path), ".sidetail")
 	}
@@ -80,6 +90,75 @@ func (c *TailCmd) Validate() error {
 		}
 	}
 	return nil
+}
+
+// parseMultiline compiles the --multiline-start patterns. A value is TAG=REGEX when
+// what comes before its first '=' is a tag, *=REGEX or REGEX for every file.
+func (c *TailCmd) parseMultiline() (*tailer.Multiline, error) {
+	values := c.MultilineStart
+	// As for SIDETAIL_PATHS, kong hands over the variable as one value; patterns may
+	// hold commas, so several are given one per line (a YAML block scalar).
+	if env, ok := os.LookupEnv("SIDETAIL_MULTILINE_START"); ok && len(values) == 1 && values[0] == env {
+		values = nil
+		for _, v := range strings.Split(env, "\n") {
+			if v = strings.TrimSpace(v); v != "" {
+				values = append(values, v)
+			}
+		}
+	}
+	if len(values) == 0 {
+		return nil, nil
+	}
+	if c.MultilineTimeout <= 0 {
+		return nil, errors.New("--multiline-timeout: must be positive, e.g. 1s")
+	}
+	if c.MaxRecord < 1 {
+		return nil, errors.New("--max-record: must be at least 1 byte, e.g. 1Mi")
+	}
+	known := knownTags(c.sources)
+	m := &tailer.Multiline{Start: map[string]*regexp.Regexp{}, Timeout: c.MultilineTimeout, MaxRecord: int(c.MaxRecord)}
+	for _, v := range values {
+		tag, expr := "", v
+		if t, e, ok := strings.Cut(v, "="); ok && (t == "*" || validTag(t)) {
+			tag, expr = strings.TrimPrefix(t, "*"), e
+		}
+		if known != nil && tag != "" && !known[tag] {
+			return nil, fmt.Errorf("--multiline-start: no PATH has tag %q; for every file write REGEX or *=REGEX", tag)
+		}
+		if _, dup := m.Start[tag]; dup {
+			return nil, fmt.Errorf("--multiline-start: two patterns for %s; give one", tagName(tag))
+		}
+		re, err := regexp.Compile(expr)
+		if err != nil {
+			return nil, fmt.Errorf("--multiline-start: %q: %v", expr, err)
+		}
+		m.Start[tag] = re
+	}
+	return m, nil
+}
+
+// knownTags returns every tag the sources can carry, or nil when a glob without a
+// tag makes them unknown until files appear.
+func knownTags(sources []tailer.Source) map[string]bool {
+	known := map[string]bool{}
+	for _, s := range sources {
+		switch {
+		case s.Tag != "":
+			known[s.Tag] = true
+		case s.IsGlob():
+			return nil
+		default:
+			known[tailer.DefaultTag(s.Path)] = true
+		}
+	}
+	return known
+}
+
+func tagName(tag string) string {
+	if tag == "" {
+		return "every file"
+	}
+	return "tag " + strconv.Quote(tag)
 }
 
 // staticDir is the directory of path up to its first glob metacharacter.
@@ -149,6 +228,7 @@ func (c *TailCmd) Run(ctx context.Context, s streams) error {
 		Poll:         c.Poll,
 		PollInterval: c.PollInterval,
 		Log:          log,
+		Multiline:    c.multiline,
 	}
 	done := make(chan error, 1)
 	go func() { done <- tailer.Run(ctx, cfg, c.sources, tailer.NewOutput(s.stdout)) }()

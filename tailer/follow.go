@@ -61,6 +61,11 @@ type follower struct {
 	wake <-chan struct{}
 	tick *time.Ticker
 
+	// rec joins lines into multiline records; nil when lines go out one by one.
+	// emitted then moves only when a record is written.
+	rec      *recorder
+	recTimer *time.Timer
+
 	cur *openFile
 	// pinMu guards pending and newest, shared with the pinning goroutine.
 	pinMu sync.Mutex
@@ -104,7 +109,13 @@ func (f *follower) run(ctx context.Context, w *Watcher) error {
 	}
 	f.tick = time.NewTicker(interval)
 	defer f.tick.Stop()
-	f.lr = NewLineReader(f.cfg.MaxLine)
+	maxLine := f.cfg.MaxLine
+	if f.rec != nil {
+		maxLine = min(maxLine, f.rec.max)
+		f.recTimer = time.NewTimer(0)
+		f.recTimer.Stop()
+	}
+	f.lr = NewLineReader(maxLine)
 
 	pinWake, _ := w.Subscribe(dir)
 	defer w.Unsubscribe(dir, pinWake)
@@ -261,13 +272,15 @@ func (f *follower) resume(o *openFile) []*openFile {
 			return chain
 		}
 	}
+	o.start = 0
 	if len(chain) == 0 {
 		f.log.Warn("checkpoint matches no file, reading from the head", "path", f.path)
-		o.start = 0
-	} else {
-		f.log.Info("resuming in a file rotated while stopped", "path", f.path, "file", chain[0].Name())
-		o.start = 0
+		return []*openFile{o}
 	}
+	f.log.Info("resuming in a file rotated while stopped", "path", f.path, "file", chain[0].Name())
+	// Files rotated in and out while we were down, and not yet checkpointed as
+	// pinned, come between the last checkpointed file and the path's file.
+	chain = append(chain, f.rotatedBetween(chain[len(chain)-1].key, o.key)...)
 	return append(chain, o)
 }
 
@@ -315,11 +328,15 @@ func (f *follower) follow(ctx context.Context) (change, error) {
 			if n > 0 {
 				continue // look again before waiting: more may have come
 			}
+			if err := f.expireRecord(); err != nil {
+				return c, err
+			}
 			f.checkpoint(true)
 			select {
 			case <-ctx.Done():
 			case <-f.wake:
 			case <-f.tick.C:
+			case <-f.recordExpiry():
 			}
 		case truncated:
 			f.log.Info("file truncated, reading from its start", "path", f.path)
@@ -417,8 +434,10 @@ func (f *follower) drain(ctx context.Context) error {
 	}
 }
 
-// maxPending bounds the files held open for a reader that fell behind rotation.
-const maxPending = 64
+// maxPending bounds the files held open for a reader that fell behind rotation (a
+// slow stdout). Each costs a descriptor, and its disk space until we are done with
+// it; Go raises the soft descriptor limit to the hard one (1M under containerd).
+const maxPending = 1024
 
 // watchPath pins every file that takes the path, as soon as a wakeup says the
 // directory changed, until ctx is done.
@@ -461,10 +480,18 @@ func (f *follower) pin() {
 		f.release(o, o.start) // replaced back between our stat and open
 		return
 	}
+	now := time.Now()
 	if last.replaced.IsZero() {
-		last.replaced = time.Now()
+		last.replaced = now
 	}
-	f.pending = append(f.pending, o)
+	missed := f.rotatedBetween(last.key, o.key)
+	if len(missed) > 0 {
+		f.log.Warn("found files rotated away unseen, reading them first", "path", f.path, "files", len(missed))
+	}
+	for _, m := range missed {
+		m.replaced = now
+	}
+	f.pending = append(append(f.pending, missed...), o)
 	f.newest = o
 }
 
@@ -498,7 +525,13 @@ func (f *follower) check() change {
 		f.log.Warn("cannot stat file", "path", f.path, "err", err)
 		return unchanged
 	}
-	if !os.SameFile(info, f.cur.info) || f.pendingCount() > 0 {
+	if !os.SameFile(info, f.cur.info) {
+		// Pin it now rather than wait for the pinning goroutine's wakeup: the new
+		// file may be rotated away again before that comes.
+		f.pin()
+		return replaced
+	}
+	if f.pendingCount() > 0 {
 		return replaced
 	}
 	if info.Size() < f.off {
@@ -554,6 +587,12 @@ func (f *follower) emit() error {
 		if !ok {
 			return nil
 		}
+		if f.rec != nil {
+			if err := f.rec.add(seg, partial, now, f.flushRecord); err != nil {
+				return err
+			}
+			continue
+		}
 		if f.enc.plain && !partial {
 			if err := f.out.write(seg); err != nil {
 				return err
@@ -573,6 +612,12 @@ func (f *follower) emit() error {
 // neither dropped nor glued to the next file's first line.
 func (f *follower) emitHeld() error {
 	held := f.lr.Held()
+	if f.rec != nil {
+		if err := f.rec.add(held, false, time.Now(), f.flushRecord); err != nil {
+			return err
+		}
+		return f.flushRecord()
+	}
 	if len(held) == 0 {
 		return nil
 	}
@@ -582,6 +627,40 @@ func (f *follower) emitHeld() error {
 	}
 	f.emitted += int64(len(held))
 	return nil
+}
+
+// flushRecord writes the multiline record collected so far, as one write.
+func (f *follower) flushRecord() error {
+	rec, cut := f.rec.take()
+	if len(rec) == 0 {
+		return nil
+	}
+	f.outBuf = f.enc.appendRecord(f.outBuf[:0], rec, cut, f.rec.first)
+	if err := f.out.write(f.outBuf); err != nil {
+		return err
+	}
+	f.emitted += int64(len(rec))
+	f.checkpoint(false)
+	return nil
+}
+
+// expireRecord writes a record no line has been added to for the multiline
+// timeout: the last trace of a burst is not held back until the next one.
+func (f *follower) expireRecord() error {
+	if f.rec == nil || len(f.rec.buf) == 0 || time.Since(f.rec.last) < f.cfg.Multiline.Timeout {
+		return nil
+	}
+	return f.flushRecord()
+}
+
+// recordExpiry returns a channel that fires when the pending record times out, or
+// nil (never fires) when no record is pending.
+func (f *follower) recordExpiry() <-chan time.Time {
+	if f.rec == nil || len(f.rec.buf) == 0 {
+		return nil
+	}
+	f.recTimer.Reset(time.Until(f.rec.last.Add(f.cfg.Multiline.Timeout)))
+	return f.recTimer.C
 }
 
 // checkpoint saves how far the output got, when it changed and either the reader

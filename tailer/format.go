@@ -142,6 +142,24 @@ func (e *encoder) appendSegment(dst, seg []byte, partial bool, now time.Time) []
 	return dst
 }
 
+// appendRecord appends a multiline record (lines as read; cut: the last one is a
+// piece of a line cut at the maximum length). JSON makes it one object whose message
+// holds the lines joined by "\n"; raw writes its lines as appendSegment does.
+func (e *encoder) appendRecord(dst, rec []byte, cut bool, now time.Time) []byte {
+	if !e.json {
+		return e.appendSegment(dst, rec, false, now)
+	}
+	e.stamp = now.AppendFormat(e.stamp[:0], time.RFC3339Nano)
+	dst = append(dst, `{"time":"`...)
+	dst = append(dst, e.stamp...)
+	dst = append(dst, e.jsonHead...)
+	dst = appendJSONString(dst, bytes.TrimSuffix(rec, []byte{'\n'}))
+	if cut {
+		return append(dst, `","partial":true}`+"\n"...)
+	}
+	return append(dst, `"}`+"\n"...)
+}
+
 const hexDigits = "0123456789abcdef"
 
 // appendJSONString appends s as the inside of a JSON string. Invalid UTF-8 becomes

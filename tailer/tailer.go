@@ -30,6 +30,8 @@ type Config struct {
 	Log          *slog.Logger
 	// Checkpoints, when set, makes a restart resume where the output stopped.
 	Checkpoints *Checkpoints
+	// Multiline, when set, joins the lines of the tags it has a pattern for.
+	Multiline *Multiline
 }
 
 // Source is one PATH argument: a file or a glob, with the tag its lines carry.
@@ -135,10 +137,14 @@ type tailer struct {
 }
 
 func (t *tailer) follower(path, tag string, fromTail, globbed bool) *follower {
-	return &follower{
+	f := &follower{
 		path: path, tag: tag, cfg: t.cfg, out: t.out, files: t.files,
 		log: t.cfg.Log, fromTail: fromTail, globbed: globbed, cps: t.cfg.Checkpoints,
 	}
+	if re := t.cfg.Multiline.pattern(tag); re != nil {
+		f.rec = &recorder{start: re, max: t.cfg.Multiline.MaxRecord}
+	}
+	return f
 }
 
 // scan follows every file the glob matches, now and later. A file that vanishes is
