@@ -50,6 +50,7 @@ type proc struct {
 	cmd    *exec.Cmd
 	mu     sync.Mutex
 	lines  []string
+	times  []time.Time // when each line was read
 	stderr syncBuffer
 	eof    chan struct{}
 }
@@ -99,6 +100,7 @@ func startWith(t *testing.T, setup func(*exec.Cmd), args ...string) *proc {
 			if line != "" {
 				p.mu.Lock()
 				p.lines = append(p.lines, line)
+				p.times = append(p.times, time.Now())
 				p.mu.Unlock()
 			}
 			if err != nil {
@@ -119,6 +121,17 @@ func (p *proc) count() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.lines)
+}
+
+// linesSince counts the lines read at or after t.
+func (p *proc) linesSince(t time.Time) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for i := len(p.times) - 1; i >= 0 && !p.times[i].Before(t); i-- {
+		n++
+	}
+	return n
 }
 
 func (p *proc) output() []string {
@@ -672,6 +685,9 @@ func TestBadInput(t *testing.T) {
 		{[]string{filepath.Join(dir, "[a")}, filepath.Join(dir, "[a")},
 		{[]string{dir}, dir},
 		{[]string{"--state-dir=" + stateFile, "x"}, "--state-dir"},
+		{[]string{"--multiline-start=(", "x"}, "--multiline-start"},
+		{[]string{"--multiline-start=web=^a", "app=x"}, "--multiline-start"},
+		{[]string{"--multiline-start=^a", "--multiline-timeout=0s", "x"}, "--multiline-timeout"},
 	}
 	for _, tt := range tests {
 		cmd := exec.Command(bin, tt.args...)

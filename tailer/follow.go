@@ -50,13 +50,13 @@ type follower struct {
 	fromTail  bool         // start the first file at its end (--from=tail, file present at start)
 	globbed   bool         // found by a glob: stop once the path is gone, the scanner restarts it
 	cps       *Checkpoints // nil: no checkpoints
+	saver     *saver       // writes checkpoints off the reader's goroutine
 	resumed   bool         // the checkpoint was looked at
 
 	// emitted is the offset in cur up to which lines reached the output: what a
 	// checkpoint may record. Bytes held (a partial line) are not counted.
 	emitted int64
 	saved   filePoint
-	savedAt time.Time
 
 	wake <-chan struct{}
 	tick *time.Ticker
@@ -99,6 +99,18 @@ type openFile struct {
 // run follows the path until ctx is done (then drains) or, for a globbed path, until
 // the file is gone and drained. It returns only output errors.
 func (f *follower) run(ctx context.Context, w *Watcher) error {
+	if f.cps != nil {
+		// Deferred first so it runs last: the final checkpoint is on disk when
+		// run returns.
+		f.saver = &saver{wake: make(chan struct{}, 1)}
+		done := make(chan struct{})
+		var saving sync.WaitGroup
+		saving.Go(func() { f.saver.run(done) })
+		defer func() {
+			close(done)
+			saving.Wait()
+		}()
+	}
 	dir := filepath.Dir(f.path)
 	wake, watched := w.Subscribe(dir)
 	defer w.Unsubscribe(dir, wake)
@@ -135,7 +147,7 @@ func (f *follower) run(ctx context.Context, w *Watcher) error {
 			f.use(next)
 		} else if !f.open(ctx) {
 			if f.globbed && f.cps != nil && ctx.Err() == nil {
-				f.cps.remove(f.path) // the file is gone and drained
+				f.saver.put(func() { f.cps.remove(f.path) }) // the file is gone and drained
 			}
 			return nil
 		}
@@ -664,7 +676,7 @@ func (f *follower) recordExpiry() <-chan time.Time {
 }
 
 // checkpoint saves how far the output got, when it changed and either the reader
-// caught up (idle) or a batch bound (saveBytes, saveEvery) was passed.
+// caught up (idle) or saveBytes were written since the last one.
 func (f *follower) checkpoint(idle bool) {
 	if f.cps == nil || f.cur == nil {
 		return
@@ -673,7 +685,7 @@ func (f *follower) checkpoint(idle bool) {
 	if cur.Offset == f.saved.Offset && cur.key() == f.saved.key() {
 		return
 	}
-	if !idle && cur.key() == f.saved.key() && cur.Offset-f.saved.Offset < saveBytes && time.Since(f.savedAt) < saveEvery {
+	if !idle && cur.key() == f.saved.key() && cur.Offset-f.saved.Offset < saveBytes {
 		return
 	}
 	cp := checkpoint{Path: f.path, Files: []filePoint{cur}}
@@ -682,10 +694,12 @@ func (f *follower) checkpoint(idle bool) {
 		cp.Files = append(cp.Files, filePoint{Dev: p.key.dev, Ino: p.key.ino, Born: p.key.born, Head: p.head, Offset: p.start})
 	}
 	f.pinMu.Unlock()
-	if err := f.cps.save(cp); err != nil {
-		f.log.Warn("cannot save checkpoint", "path", f.path, "err", err)
-	}
-	f.saved, f.savedAt = cur, time.Now()
+	f.saver.put(func() {
+		if err := f.cps.save(cp); err != nil {
+			f.log.Warn("cannot save checkpoint", "path", f.path, "err", err)
+		}
+	})
+	f.saved = cur
 }
 
 func readHead(file *os.File) []byte { return readAt(file, 0, headLen) }

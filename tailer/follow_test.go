@@ -3,6 +3,7 @@ package tailer
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -183,5 +184,45 @@ func TestFollowFromTail(t *testing.T) {
 	s.waitFor(t, "after\n")
 	if strings.Contains(s.out.String(), "before") {
 		t.Fatal("--from=tail emitted an old line")
+	}
+}
+
+// BenchmarkCatchUp reads a 64 MiB file of 100-byte lines to its end, as a sidecar
+// starting on a full log does, without and with checkpoints.
+// Compare the two with benchstat: the checkpoint target is at most 5% slower.
+func BenchmarkCatchUp(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "app.log")
+	line := strings.Repeat("x", 99) + "\n"
+	if err := os.WriteFile(path, []byte(strings.Repeat(line, 64<<20/100)), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	info, _ := os.Stat(path)
+	for _, mode := range []string{"off", "on"} {
+		b.Run("checkpoints="+mode, func(b *testing.B) {
+			cfg := Config{MaxLine: 1 << 20, Log: slog.New(slog.DiscardHandler), PollInterval: time.Hour}
+			b.SetBytes(info.Size())
+			if mode == "on" {
+				cps, err := OpenCheckpoints(filepath.Join(b.TempDir(), "state"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				cfg.Checkpoints = cps
+			}
+			for b.Loop() {
+				if mode == "on" {
+					b.StopTimer()
+					cfg.Checkpoints.remove(path) // each round reads the file anew
+					b.StartTimer()
+				}
+				// A done context makes the follower read to EOF and return.
+				ctx, cancel := context.WithCancel(context.Background())
+				cancel()
+				w := NewWatcher(cfg.Log, true)
+				tl := &tailer{cfg: &cfg, out: NewOutput(io.Discard), files: newRegistry(), watcher: w}
+				if err := tl.follower(path, "t", false, false).run(ctx, w); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -14,7 +14,8 @@ type Multiline struct {
 	// Timeout ends a record when no line came for this long, so the last record
 	// of a burst is not held until the next one.
 	Timeout time.Duration
-	// MaxRecord bounds a record's bytes; a longer one is written in pieces.
+	// MaxRecord bounds a record's bytes (without its final newline); a longer one
+	// is written in pieces.
 	MaxRecord int
 }
 
@@ -53,7 +54,13 @@ func (r *recorder) add(seg []byte, partial bool, now time.Time, flush func() err
 		if len(r.buf) > 0 {
 			// A piece of a cut line continues the line before it whatever it holds.
 			starts := !r.cut && r.start.Match(bytes.TrimSuffix(line, []byte{'\n'}))
-			if starts || len(r.buf)+len(line) > r.max {
+			// The bound is on the message, as for --max-line: the final newline
+			// is not counted.
+			size := len(r.buf) + len(line)
+			if line[len(line)-1] == '\n' {
+				size--
+			}
+			if starts || size > r.max {
 				if err := flush(); err != nil {
 					return err
 				}
