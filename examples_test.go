@@ -1,0 +1,460 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"debug/elf"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// exampleCheck says what running an example must show: per sidetail container,
+// how its output is formatted and which file each tag relays.
+type exampleCheck struct {
+	pod      string
+	app      string // the container writing the logs: stopped first, like the kubelet does for native sidecars
+	sidecars map[string]sidecarCheck
+	minLines int // per file, before the pod is stopped
+}
+
+type sidecarCheck struct {
+	format string            // "raw", "prefix" ("[tag] ") or "json"
+	files  map[string]string // tag ("" for raw) → file name in /var/log
+}
+
+// examples lists every file in examples/; TestExamplesRun fails for one not listed.
+var examples = map[string]exampleCheck{
+	"counter-sidecar-per-file.yaml": {pod: "counter", app: "count", minLines: 3, sidecars: map[string]sidecarCheck{
+		"count-log-1": {format: "raw", files: map[string]string{"": "1.log"}},
+		"count-log-2": {format: "raw", files: map[string]string{"": "2.log"}},
+	}},
+	"counter-tagged-prefix.yaml": {pod: "counter-prefix", app: "count", minLines: 3, sidecars: map[string]sidecarCheck{
+		"sidetail": {format: "prefix", files: map[string]string{"one": "1.log", "two": "2.log"}},
+	}},
+	"counter-tagged-json.yaml": {pod: "counter-json", app: "count", minLines: 3, sidecars: map[string]sidecarCheck{
+		"sidetail": {format: "json", files: map[string]string{"one": "1.log", "two": "2.log"}},
+	}},
+	"job-native-sidecar.yaml": {pod: "report", app: "report", minLines: 200, sidecars: map[string]sidecarCheck{
+		"sidetail": {format: "prefix", files: map[string]string{"report": "report.log"}},
+	}},
+}
+
+func exampleFiles(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob("examples/*")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no examples: %v", err)
+	}
+	return files
+}
+
+// Every example decodes strictly (unknown or misspelt fields fail) into the
+// Kubernetes API types it declares, so it is valid for kubectl apply; and every
+// sidetail container in it carries the hardening the README promises. Strict
+// decoding into k8s.io/api catches what a schema check would, without a cluster or
+// a downloaded OpenAPI document.
+func TestExamplesValid(t *testing.T) {
+	for _, file := range exampleFiles(t) {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			spec, _ := podSpecOf(t, file)
+			n := 0
+			for _, c := range append(spec.InitContainers, spec.Containers...) {
+				if !strings.Contains(c.Image, "sidetail") {
+					continue
+				}
+				n++
+				sc := c.SecurityContext
+				switch {
+				case sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot:
+					t.Errorf("%s: runAsNonRoot not set", c.Name)
+				case sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem:
+					t.Errorf("%s: readOnlyRootFilesystem not set", c.Name)
+				case sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation:
+					t.Errorf("%s: allowPrivilegeEscalation not false", c.Name)
+				case sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL"):
+					t.Errorf("%s: capabilities not dropped", c.Name)
+				}
+				if c.Resources.Limits.Memory().IsZero() || c.Resources.Requests.Cpu().IsZero() {
+					t.Errorf("%s: no memory limit or CPU request", c.Name)
+				}
+				if !slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool {
+					return e.Name == "GOMEMLIMIT" && e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil
+				}) {
+					t.Errorf("%s: GOMEMLIMIT not taken from the memory limit", c.Name)
+				}
+			}
+			if n == 0 {
+				t.Error("no sidetail container")
+			}
+		})
+	}
+}
+
+// podSpecOf decodes an example strictly and returns its pod spec and metadata name.
+func podSpecOf(t *testing.T, file string) (*corev1.PodSpec, string) {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kind struct{ Kind string }
+	if err := yaml.Unmarshal(data, &kind); err != nil {
+		t.Fatal(err)
+	}
+	switch kind.Kind {
+	case "Pod":
+		var pod corev1.Pod
+		if err := yaml.UnmarshalStrict(data, &pod); err != nil {
+			t.Fatalf("not a valid Pod: %v", err)
+		}
+		return &pod.Spec, pod.Name
+	case "Job":
+		var job batchv1.Job
+		if err := yaml.UnmarshalStrict(data, &job); err != nil {
+			t.Fatalf("not a valid Job: %v", err)
+		}
+		return &job.Spec.Template.Spec, job.Name
+	}
+	t.Fatalf("kind %q: examples are Pods or Jobs", kind.Kind)
+	return nil, ""
+}
+
+// TestExamplesRun plays every example with podman, as a kubelet would run it: the
+// Dockerfile's image, the app from Debian's busybox, stdout captured by the runtime
+// in CRI log format. It checks that each sidetail container relayed every line of
+// its files, in order, formatted as configured, and exited 0 on SIGTERM.
+//
+// Needs root and podman (with runc, buildah and busybox-static); .ci/run installs
+// them and sets SIDETAIL_E2E=1, which turns a missing podman into a failure.
+func TestExamplesRun(t *testing.T) {
+	for _, file := range exampleFiles(t) {
+		if _, ok := examples[filepath.Base(file)]; !ok {
+			t.Errorf("%s is not run: add it to examples in examples_test.go", file)
+		}
+	}
+	if _, err := exec.LookPath("podman"); err != nil || os.Geteuid() != 0 {
+		if os.Getenv("SIDETAIL_E2E") != "" {
+			t.Fatal("SIDETAIL_E2E is set but podman is missing or we are not root")
+		}
+		t.Skip("needs root and podman (apt-get install podman runc buildah busybox-static); .ci/run runs it")
+	}
+	e := newPodman(t)
+	// One at a time: podman 4.3 makes each emptyDir a named volume ("varlog"), so
+	// pods played together would share their volumes.
+	for _, file := range exampleFiles(t) {
+		t.Run(filepath.Base(file), func(t *testing.T) { e.runExample(t, file, examples[filepath.Base(file)]) })
+	}
+}
+
+// podman runs podman with a containers.conf of the test's own: runc (Debian's podman
+// 4.3 default crun fails on hybrid cgroups), ulimits within the hard limit, and the
+// k8s-file log driver, which writes the CRI format the kubelet does.
+type podman struct {
+	dir       string
+	sidetail  string // image names
+	busybox   string
+	conf      string
+	startTime time.Time
+}
+
+const e2eTag = "sidetail-e2e"
+
+func newPodman(t *testing.T) *podman {
+	t.Helper()
+	e := &podman{dir: t.TempDir(), startTime: time.Now(),
+		sidetail: "localhost/" + e2eTag + "/sidetail:test", busybox: "localhost/" + e2eTag + "/busybox:test"}
+	e.conf = filepath.Join(e.dir, "containers.conf")
+	os.WriteFile(e.conf, []byte(`[containers]
+default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]
+log_driver = "k8s-file"
+[engine]
+runtime = "runc"
+`), 0o644)
+	builder := "localhost/" + e2eTag + "/go:test"
+	t.Cleanup(func() { e.podman(t, "rmi", "-f", e.sidetail, e.busybox, builder) })
+
+	busybox, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Fatal("busybox-static is needed for the app image: ", err)
+	}
+	if bin, err := elf.Open(busybox); err != nil || slices.ContainsFunc(bin.Progs, func(p *elf.Prog) bool { return p.Type == elf.PT_INTERP }) {
+		t.Fatalf("%s is not a static binary (%v): install busybox-static", busybox, err)
+	}
+	// The app image: Debian's static busybox, its applets as symlinks.
+	root := filepath.Join(e.dir, "busybox")
+	mkRootfs(t, root, busybox, "sh", "sleep", "date", "echo", "cat")
+	e.importDir(t, root, e.busybox, "ENV PATH=/bin")
+
+	// The builder stage's image: this machine's Go toolchain and a shell, so the
+	// Dockerfile builds with no registry; modules and build cache are mounted in.
+	goroot := strings.TrimSpace(e.output(t, "go", "env", "GOROOT"))
+	root = filepath.Join(e.dir, "go")
+	mkRootfs(t, root, busybox, "sh")
+	if out, err := exec.Command("cp", "-a", goroot, filepath.Join(root, "usr/local/go")).CombinedOutput(); err != nil {
+		t.Fatalf("copy Go: %v: %s", err, out)
+	}
+	e.importDir(t, root, builder, "ENV PATH=/usr/local/go/bin:/bin", "ENV HOME=/root", "ENV GOPATH=/go", "ENV GOTOOLCHAIN=local")
+	begin := time.Now()
+	// The build stage is left as an untagged image: remove it with the rest.
+	dangling := strings.Fields(e.podman(t, "images", "-q", "--filter", "dangling=true"))
+	t.Cleanup(func() {
+		for _, id := range strings.Fields(e.podman(t, "images", "-q", "--filter", "dangling=true")) {
+			if !slices.Contains(dangling, id) {
+				e.podman(t, "rmi", "-f", id)
+			}
+		}
+	})
+	e.podman(t, "build", "-q", "--network", "none",
+		"--build-arg", "BUILDER="+builder, "--build-arg", "GOPROXY=off", "--build-arg", "GOFLAGS=-mod=mod",
+		"--build-arg", "TARGETOS=linux", "--build-arg", "TARGETARCH="+runtime.GOARCH, "--build-arg", "VERSION=e2e",
+		"-v", strings.TrimSpace(e.output(t, "go", "env", "GOMODCACHE"))+":/go/pkg/mod",
+		"-v", strings.TrimSpace(e.output(t, "go", "env", "GOCACHE"))+":/root/.cache/go-build",
+		"-t", e.sidetail, ".")
+	size := e.podman(t, "image", "inspect", "--format", "{{.Size}}", e.sidetail)
+	t.Logf("image %s built from the Dockerfile in %s: %s bytes", e.sidetail, time.Since(begin).Round(time.Millisecond), strings.TrimSpace(size))
+	return e
+}
+
+func mkRootfs(t *testing.T, root, busybox string, applets ...string) {
+	t.Helper()
+	for _, d := range []string{"bin", "tmp", "root", "usr/local"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(busybox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(root, "bin/busybox"), data, 0o755)
+	for _, a := range applets {
+		os.Symlink("busybox", filepath.Join(root, "bin", a))
+	}
+}
+
+// importDir makes an image of a directory: podman import of its tar, no registry.
+func (e *podman) importDir(t *testing.T, dir, image string, changes ...string) {
+	t.Helper()
+	args := []string{"import"}
+	for _, c := range changes {
+		args = append(args, "--change", c)
+	}
+	cmd := exec.Command("podman", append(args, "-", image)...)
+	cmd.Env = append(os.Environ(), "CONTAINERS_CONF="+e.conf)
+	tar := exec.Command("tar", "-C", dir, "-c", ".")
+	var err error
+	if cmd.Stdin, err = tar.StdoutPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tar.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("podman import %s: %v: %s", image, err, out)
+	}
+	tar.Wait()
+}
+
+func (e *podman) podman(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("podman", args...)
+	cmd.Env = append(os.Environ(), "CONTAINERS_CONF="+e.conf)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Errorf("podman %s: %v: %s", strings.Join(args, " "), err, stderr.Bytes())
+	}
+	return string(out)
+}
+
+func (e *podman) output(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).Output()
+	if err != nil {
+		t.Fatalf("%s %v: %v", name, args, err)
+	}
+	return string(out)
+}
+
+var imageLine = regexp.MustCompile(`(?m)^(\s*image:\s*)(\S+)`)
+
+// playable returns the example as podman kube play takes it: image names rewritten
+// to the local ones, nothing else changed; except that a Job (which podman 4.3 cannot
+// play) becomes its pod template, with native sidecars (init containers with
+// restartPolicy: Always, which podman would wait for) as ordinary containers.
+func (e *podman) playable(t *testing.T, file string) string {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = imageLine.ReplaceAllFunc(data, func(m []byte) []byte {
+		sub := imageLine.FindSubmatch(m)
+		image := e.busybox
+		if bytes.Contains(sub[2], []byte("sidetail")) {
+			image = e.sidetail
+		} else if !bytes.HasPrefix(sub[2], []byte("busybox")) {
+			t.Fatalf("%s: image %s has no local counterpart", file, sub[2])
+		}
+		return append(sub[1], image...)
+	})
+	if bytes.Contains(data, []byte("\nkind: Job")) {
+		var job batchv1.Job
+		if err := yaml.UnmarshalStrict(data, &job); err != nil {
+			t.Fatal(err)
+		}
+		pod := corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}}
+		pod.Name = job.Name
+		pod.Spec = job.Spec.Template.Spec
+		var init []corev1.Container
+		for _, c := range pod.Spec.InitContainers {
+			if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+				c.RestartPolicy = nil
+				pod.Spec.Containers = append([]corev1.Container{c}, pod.Spec.Containers...)
+				continue
+			}
+			init = append(init, c)
+		}
+		pod.Spec.InitContainers = init
+		if data, err = yaml.Marshal(pod); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(t.TempDir(), filepath.Base(file))
+	os.WriteFile(out, data, 0o644)
+	return out
+}
+
+func (e *podman) runExample(t *testing.T, file string, check exampleCheck) {
+	play := e.playable(t, file)
+	spec, _ := podSpecOf(t, play)
+	for _, v := range spec.Volumes {
+		if exec.Command("podman", "volume", "exists", v.Name).Run() == nil {
+			t.Fatalf("a podman volume %q exists already; kube play would use it and kube down remove it: remove it, or run the test elsewhere", v.Name)
+		}
+	}
+	t.Cleanup(func() { e.podman(t, "kube", "down", play) })
+	e.podman(t, "kube", "play", "--network", "none", play)
+	if t.Failed() {
+		t.FailNow()
+	}
+	begin := time.Now()
+	for name, sc := range check.sidecars {
+		waitUntil(t, func() bool {
+			got := e.relayed(t, check.pod+"-"+name, sc)
+			for tag := range sc.files {
+				if len(got[tag]) < check.minLines {
+					return false
+				}
+			}
+			return true
+		}, func() string {
+			return fmt.Sprintf("%s: fewer than %d lines per file: %v\n%s", name, check.minLines,
+				e.relayed(t, check.pod+"-"+name, sc), e.podman(t, "logs", check.pod+"-"+name))
+		})
+	}
+	// Stop the app first, then the sidecars with SIGTERM, as the kubelet does with
+	// native sidecars: every line the app wrote must then be out.
+	e.podman(t, "stop", "-t", "0", check.pod+"-"+check.app)
+	logs := e.podman(t, "inspect", "--format", `{{range .Mounts}}{{if eq .Destination "/var/log"}}{{.Source}}{{end}}{{end}}`, check.pod+"-"+check.app)
+	for name := range check.sidecars {
+		e.podman(t, "stop", "-t", "10", check.pod+"-"+name)
+	}
+	t.Logf("%s: ran %s", filepath.Base(file), time.Since(begin).Round(time.Millisecond))
+	for name, sc := range check.sidecars {
+		ctr := check.pod + "-" + name
+		if code := strings.TrimSpace(e.podman(t, "inspect", "--format", "{{.State.ExitCode}}", ctr)); code != "0" {
+			t.Errorf("%s exited %s, want 0; logs:\n%s", ctr, code, e.podman(t, "logs", ctr))
+		}
+		got := e.relayed(t, ctr, sc)
+		for tag, name := range sc.files {
+			data, err := os.ReadFile(filepath.Join(strings.TrimSpace(logs), name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+			if !slices.Equal(got[tag], want) {
+				t.Errorf("%s: %s relayed %d lines, the file has %d:\n got %q\nwant %q", ctr, name, len(got[tag]), len(want), got[tag], want)
+			}
+		}
+	}
+}
+
+// relayed reads a container's CRI log (k8s-file: "TIME STREAM P|F TEXT", P for the
+// pieces of a long line) and returns, per tag, the lines sidetail wrote to stdout.
+// stderr is sidetail's own diagnostics: an error there fails the test.
+func (e *podman) relayed(t *testing.T, ctr string, sc sidecarCheck) map[string][]string {
+	t.Helper()
+	path := strings.TrimSpace(e.podman(t, "inspect", "--format", "{{.HostConfig.LogConfig.Path}}", ctr))
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatalf("%s: CRI log: %v", ctr, err)
+	}
+	defer f.Close()
+	got := map[string][]string{}
+	var partial string
+	scan := bufio.NewScanner(f)
+	scan.Buffer(nil, 1<<20)
+	for scan.Scan() {
+		fields := strings.SplitN(scan.Text(), " ", 4)
+		if len(fields) < 3 {
+			t.Fatalf("%s: not CRI format: %q", ctr, scan.Text())
+		}
+		if _, err := time.Parse(time.RFC3339Nano, fields[0]); err != nil {
+			t.Fatalf("%s: CRI time %q: %v", ctr, fields[0], err)
+		}
+		text := ""
+		if len(fields) == 4 {
+			text = fields[3]
+		}
+		if fields[1] == "stderr" {
+			if strings.Contains(text, "level=ERROR") {
+				t.Errorf("%s: error on stderr: %s", ctr, text)
+			}
+			continue
+		}
+		if fields[2] == "P" {
+			partial += text
+			continue
+		}
+		line := partial + text
+		partial = ""
+		tag, msg := "", line
+		switch sc.format {
+		case "prefix":
+			var ok bool
+			if tag, msg, ok = strings.Cut(strings.TrimPrefix(line, "["), "] "); !ok {
+				t.Fatalf("%s: no [tag] prefix: %q", ctr, line)
+			}
+		case "json":
+			var o struct{ Time, Tag, File, Message string }
+			if err := json.Unmarshal([]byte(line), &o); err != nil {
+				t.Fatalf("%s: not JSON: %q: %v", ctr, line, err)
+			}
+			if o.Time == "" || o.File != "/var/log/"+sc.files[o.Tag] {
+				t.Fatalf("%s: JSON without time or with the wrong file: %q", ctr, line)
+			}
+			tag, msg = o.Tag, o.Message
+		}
+		if _, ok := sc.files[tag]; !ok {
+			t.Fatalf("%s: unexpected tag %q: %q", ctr, tag, line)
+		}
+		got[tag] = append(got[tag], msg)
+	}
+	return got
+}
