@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -121,6 +122,13 @@ func (p *proc) count() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.lines)
+}
+
+// seen reports whether a line containing s came out.
+func (p *proc) seen(s string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.ContainsFunc(p.lines, func(l string) bool { return strings.Contains(l, s) })
 }
 
 // linesSince counts the lines read at or after t.
@@ -283,11 +291,25 @@ func openAppend(t *testing.T, path string) *os.File {
 
 // writeRotating writes total lines of stream to path as fast as it can, in writes of
 // up to 64 lines, calling rotate after every `every` lines. rotate returns the file
-// to write to next.
-func writeRotating(t *testing.T, path, stream string, total, every int, rotate func(f *os.File, n int) *os.File) {
+// to write to next. The first line is written alone and waited for in p's output: a
+// file rotated away before sidetail first opened the path was never sidetail's to
+// read (as for tail -F), and a slow start under -race must not look like a loss.
+// It may run on its own goroutine: it reports with t.Error, never t.Fatal.
+func writeRotating(t *testing.T, p *proc, path, stream string, total, every int, rotate func(f *os.File, n int) *os.File) {
 	t.Helper()
 	g := &lineGen{stream: stream}
 	f := openAppend(t, path)
+	if _, err := f.Write(g.next(1)); err != nil {
+		t.Error(err)
+		return
+	}
+	first := fmt.Sprintf("%s %09d ", stream, 0)
+	for end := time.Now().Add(deadline); !p.seen(first); time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Errorf("%s: first line never came out", path)
+			return
+		}
+	}
 	begin := time.Now()
 	rotations := 0
 	for g.seq < total {
@@ -384,6 +406,8 @@ func TestRotationKinds(t *testing.T) {
 				// the same writer, before it opens the new file.
 				g := &lineGen{stream: "w"}
 				f := openAppend(t, path)
+				f.Write(g.next(1))
+				p.waitLines(t, 1) // the path was opened before the first rotation
 				late := 0
 				for g.seq < stressLines {
 					n := min(50, stressLines-g.seq)
@@ -412,7 +436,7 @@ func TestRotationKinds(t *testing.T) {
 				rotate = copytruncateRotation(t, p)
 			}
 			if rotate != nil {
-				writeRotating(t, path, "w", stressLines, stressEvery, rotate)
+				writeRotating(t, p, path, "w", stressLines, stressEvery, rotate)
 			}
 			p.waitLines(t, stressLines)
 			if code := p.stop(t); code != 0 {
@@ -435,9 +459,9 @@ func TestThreeFiles(t *testing.T) {
 	}
 	p := start(t, append([]string{"--prefix", "[{tag}] "}, args...)...)
 	var wg sync.WaitGroup
-	wg.Go(func() { writeRotating(t, paths["a"], "a", 210_000, 10_000, renameRotation(t, paths["a"])) })
-	wg.Go(func() { writeRotating(t, paths["b"], "b", 210_000, 10_000, deleteRotation(t, paths["b"])) })
-	wg.Go(func() { writeRotating(t, paths["c"], "c", 210_000, 1_000_000, nil) })
+	wg.Go(func() { writeRotating(t, p, paths["a"], "a", 210_000, 10_000, renameRotation(t, paths["a"])) })
+	wg.Go(func() { writeRotating(t, p, paths["b"], "b", 210_000, 10_000, deleteRotation(t, paths["b"])) })
+	wg.Go(func() { writeRotating(t, p, paths["c"], "c", 210_000, 1_000_000, nil) })
 	wg.Wait()
 	p.waitLines(t, 630_000)
 	if code := p.stop(t); code != 0 {
@@ -493,7 +517,7 @@ func TestAbsentAtStart(t *testing.T) {
 	p := start(t, path)
 	waitUntil(t, func() bool { return strings.Contains(p.stderr.String(), "waiting for file") },
 		func() string { return "no 'waiting for file' on stderr: " + p.stderr.String() })
-	writeRotating(t, path, "w", 50_000, 10_000, renameRotation(t, path))
+	writeRotating(t, p, path, "w", 50_000, 10_000, renameRotation(t, path))
 	p.waitLines(t, 50_000)
 	if code := p.stop(t); code != 0 {
 		t.Fatalf("exit %d", code)
@@ -617,7 +641,7 @@ func TestGlob(t *testing.T) {
 	p := start(t, filepath.Join(dir, "*"))
 	p.waitLines(t, 1)
 	b := filepath.Join(dir, "b.log")
-	writeRotating(t, b, "b", 30_000, 10_000, renameRotation(t, b))
+	writeRotating(t, p, b, "b", 30_000, 10_000, renameRotation(t, b))
 	p.waitLines(t, 30_001)
 	os.Remove(a) // vanished: drained, then dropped
 	if code := p.stop(t); code != 0 {
