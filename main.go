@@ -20,6 +20,7 @@ var version = "dev"
 // CLI is the command line: a tail command (the default) and a version command.
 type CLI struct {
 	Tail    TailCmd    `cmd:"" default:"withargs" help:"Follow files and write their lines to stdout (the default command)."`
+	Rotate  RotateCmd  `cmd:"" help:"Keep files bounded: archive their head and cut it from the live file, losing no concurrent write."`
 	Version VersionCmd `cmd:"" help:"Print the version."`
 }
 
@@ -75,7 +76,7 @@ func newParser(cli *CLI, s streams) *kong.Kong {
 	parser, err := kong.New(cli,
 		kong.Name("sidetail"),
 		kong.Description("Follow log files (tail -n+1 -F, lossless across rotation) and write their lines to stdout.\n\n"+
-			"Usage: sidetail [tail] [flags] [TAG=]PATH...   (flags: sidetail tail --help)"),
+			"Usage: sidetail [tail] [flags] [TAG=]PATH... or sidetail rotate [flags] PATH... (flags: sidetail tail --help, sidetail rotate --help)"),
 		kong.Writers(s.stdout, s.stderr),
 		kong.Exit(func(c int) { panic(exitCode(c)) }),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),

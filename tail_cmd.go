@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sidetail/sidetail/rotate"
 	"github.com/sidetail/sidetail/tailer"
 )
 
@@ -34,7 +35,10 @@ type TailCmd struct {
 	MultilineTimeout time.Duration `default:"1s" env:"SIDETAIL_MULTILINE_TIMEOUT" help:"End a record after this long without a new line."`
 	MaxRecord        Size          `default:"1Mi" env:"SIDETAIL_MAX_RECORD" help:"End a record when it reaches this many bytes."`
 
+	Rotate Limits `embed:"" prefix:"rotate-" envprefix:"SIDETAIL_ROTATE_" group:"Rotate the followed files (see sidetail rotate --help)"`
+
 	sources   []tailer.Source
+	rotate    *rotate.Config
 	prefix    tailer.Prefix
 	multiline *tailer.Multiline
 }
@@ -64,9 +68,7 @@ func (c *TailCmd) Validate() error {
 	}
 	// kong hands a positional its environment variable as one value; a list of paths
 	// in SIDETAIL_PATHS is comma-separated, as the help says.
-	if env, ok := os.LookupEnv("SIDETAIL_PATHS"); ok && len(c.Paths) == 1 && c.Paths[0] == env {
-		c.Paths = strings.Split(env, ",")
-	}
+	c.Paths = envList("SIDETAIL_PATHS", ",", c.Paths)
 	if len(c.Paths) == 0 {
 		return errors.New("no PATH: name a file or glob to follow, e.g. sidetail /var/log/app/*.log")
 	}
@@ -80,6 +82,18 @@ func (c *TailCmd) Validate() error {
 	}
 	if c.multiline, err = c.parseMultiline(); err != nil {
 		return err
+	}
+	c.rotate = nil
+	if c.Rotate.MaxSize != 0 {
+		paths := make([]string, len(c.sources))
+		for i, s := range c.sources {
+			paths[i] = s.Path
+		}
+		cfg, err := c.Rotate.config("--rotate-", paths)
+		if err != nil {
+			return err
+		}
+		c.rotate = &cfg
 	}
 	if c.StateDir == "auto" {
 		c.StateDir = filepath.Join(staticDir(c.sources[0].Path), ".sidetail")
@@ -95,17 +109,9 @@ func (c *TailCmd) Validate() error {
 // parseMultiline compiles the --multiline-start patterns. A value is TAG=REGEX when
 // what comes before its first '=' is a tag, *=REGEX or REGEX for every file.
 func (c *TailCmd) parseMultiline() (*tailer.Multiline, error) {
-	values := c.MultilineStart
-	// As for SIDETAIL_PATHS, kong hands over the variable as one value; patterns may
-	// hold commas, so several are given one per line (a YAML block scalar).
-	if env, ok := os.LookupEnv("SIDETAIL_MULTILINE_START"); ok && len(values) == 1 && values[0] == env {
-		values = nil
-		for _, v := range strings.Split(env, "\n") {
-			if v = strings.TrimSpace(v); v != "" {
-				values = append(values, v)
-			}
-		}
-	}
+	// Patterns may hold commas, so several are given one per line (a YAML block
+	// scalar).
+	values := envList("SIDETAIL_MULTILINE_START", "\n", c.MultilineStart)
 	if len(values) == 0 {
 		return nil, nil
 	}
@@ -229,6 +235,19 @@ func (c *TailCmd) Run(ctx context.Context, s streams) error {
 		PollInterval: c.PollInterval,
 		Log:          log,
 		Multiline:    c.multiline,
+	}
+	if c.rotate != nil {
+		c.rotate.Log = log
+		files := map[string]*rotate.File{}
+		for _, src := range c.sources {
+			files[src.Path] = rotate.NewFile(src.Path, *c.rotate)
+		}
+		// Each follower calls this for its own path only, from its own goroutine.
+		cfg.Cut = func(path string, reading fs.FileInfo, emitted int64) (int64, error) {
+			_, removed, err := files[path].CutAll(emitted, reading)
+			return removed, err
+		}
+		cfg.CutInterval = c.Rotate.CheckInterval
 	}
 	done := make(chan error, 1)
 	go func() { done <- tailer.Run(ctx, cfg, c.sources, tailer.NewOutput(s.stdout)) }()

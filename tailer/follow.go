@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -60,6 +62,10 @@ type follower struct {
 
 	wake <-chan struct{}
 	tick *time.Ticker
+	// cutTick wakes an idle follower to call Config.Cut; nil when it is not set.
+	// nextCut keeps a busy one, which never waits, calling it too.
+	cutTick <-chan time.Time
+	nextCut time.Time
 
 	// rec joins lines into multiline records; nil when lines go out one by one.
 	// emitted then moves only when a record is written.
@@ -121,6 +127,11 @@ func (f *follower) run(ctx context.Context, w *Watcher) error {
 	}
 	f.tick = time.NewTicker(interval)
 	defer f.tick.Stop()
+	if f.cfg.Cut != nil && !f.globbed {
+		cut := time.NewTicker(f.cfg.CutInterval)
+		defer cut.Stop()
+		f.cutTick = cut.C
+	}
 	maxLine := f.cfg.MaxLine
 	if f.rec != nil {
 		maxLine = min(maxLine, f.rec.max)
@@ -298,6 +309,10 @@ func (f *follower) resume(o *openFile) []*openFile {
 
 // use makes o the file being read, from its start offset.
 func (f *follower) use(o *openFile) {
+	// A hole punched by rotation (tmpfs) reads as NULs: start after it.
+	if d, err := unix.Seek(int(o.Fd()), o.start, unix.SEEK_DATA); err == nil && d > o.start {
+		o.start = d
+	}
 	if _, err := o.Seek(o.start, io.SeekStart); err != nil {
 		o.start = 0 // cannot happen on a regular file; reading it all loses nothing
 	}
@@ -337,6 +352,7 @@ func (f *follower) follow(ctx context.Context) (change, error) {
 			if err != nil {
 				return c, err
 			}
+			f.cut()
 			if n > 0 {
 				continue // look again before waiting: more may have come
 			}
@@ -349,6 +365,7 @@ func (f *follower) follow(ctx context.Context) (change, error) {
 			case <-f.wake:
 			case <-f.tick.C:
 			case <-f.recordExpiry():
+			case <-f.cutTick:
 			}
 		case truncated:
 			f.log.Info("file truncated, reading from its start", "path", f.path)
@@ -370,6 +387,30 @@ func (f *follower) follow(ctx context.Context) (change, error) {
 			return c, f.emitHeld()
 		}
 	}
+}
+
+// cut lets Config.Cut remove what went out from the front of the file, when its
+// interval has passed, and moves the offsets down by what it removed.
+func (f *follower) cut() {
+	if f.cutTick == nil || time.Now().Before(f.nextCut) {
+		return
+	}
+	f.nextCut = time.Now().Add(f.cfg.CutInterval)
+	removed, err := f.cfg.Cut(f.path, f.cur.info, f.emitted)
+	if err != nil {
+		f.log.Error("cannot rotate file, retrying", "path", f.path, "err", err)
+	}
+	if removed <= 0 {
+		return
+	}
+	f.off -= removed
+	f.emitted -= removed
+	if _, err := f.cur.Seek(f.off, io.SeekStart); err != nil {
+		f.log.Error("cannot seek after rotation", "path", f.path, "err", err)
+	}
+	f.cur.head = readHead(f.cur.File)
+	f.saved = filePoint{} // the old checkpoint points into bytes that are gone
+	f.checkpoint(true)
 }
 
 // shutdown reads what was written before the signal: the current file to EOF, from

@@ -32,6 +32,13 @@ type Config struct {
 	Checkpoints *Checkpoints
 	// Multiline, when set, joins the lines of the tags it has a pattern for.
 	Multiline *Multiline
+	// Cut, when set, is called every CutInterval by the follower of each path that
+	// is not a glob, from the follower's goroutine, with the file it reads and the
+	// offset below which everything went out. It may remove bytes from the front of
+	// the file, below that offset, and returns how many: the follower moves its
+	// offsets down by as much before it reads again, so nothing is lost or repeated.
+	Cut         func(path string, reading fs.FileInfo, emitted int64) (removed int64, err error)
+	CutInterval time.Duration
 }
 
 // Source is one PATH argument: a file or a glob, with the tag its lines carry.

@@ -1,0 +1,490 @@
+package rotate
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// maxPad makes line lengths vary, so cuts land at every position in a line.
+const maxPad = 241
+
+var pad = strings.Repeat("x", maxPad)
+
+func line(i int) string { return fmt.Sprintf("%09d %s\n", i, pad[:i%maxPad]) }
+
+// writeRate is the writer's pace in lines per second: above the 50k asked for, and
+// below what gzip takes at its fastest even under the race detector, so the
+// test measures bounds, not a race between the writer and gzip.
+const writeRate = 100_000
+
+// writer appends numbered lines to a file, one write each, until stopped.
+type writer struct {
+	lines, bytes atomic.Int64
+	stop         chan struct{}
+	done         chan error
+}
+
+// startWriter starts writing lines to path. Without O_APPEND it writes at its own
+// offset, as an app that opened the file plainly does.
+func startWriter(t *testing.T, path string, appendMode bool) *writer {
+	t.Helper()
+	flags := os.O_WRONLY | os.O_CREATE
+	if appendMode {
+		flags |= os.O_APPEND
+	}
+	file, err := os.OpenFile(path, flags, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &writer{stop: make(chan struct{}), done: make(chan error, 1)}
+	go func() {
+		defer file.Close()
+		start := time.Now()
+		for i := 0; ; i++ {
+			select {
+			case <-w.stop:
+				w.done <- nil
+				return
+			default:
+			}
+			if ahead := time.Duration(i)*time.Second/writeRate - time.Since(start); ahead > time.Millisecond {
+				time.Sleep(ahead) // pacing, not synchronisation
+			}
+			l := line(i)
+			if _, err := file.WriteString(l); err != nil {
+				w.done <- err
+				return
+			}
+			w.bytes.Add(int64(len(l)))
+			w.lines.Add(1)
+		}
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-w.stop:
+		default:
+			close(w.stop)
+			<-w.done
+		}
+	})
+	return w
+}
+
+func (w *writer) finish(t *testing.T) int {
+	t.Helper()
+	close(w.stop)
+	if err := <-w.done; err != nil {
+		t.Fatalf("writer: %v", err)
+	}
+	return int(w.lines.Load())
+}
+
+// usage is the disk space the file takes.
+func usage(t *testing.T, path string) int64 {
+	t.Helper()
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.Sys().(*syscall.Stat_t).Blocks * 512
+}
+
+// rotateWhileWriting checks the file every few milliseconds while a writer
+// appends, until rotations archives were made, checking the disk usage before
+// each check: at most MaxSize plus what was written since the previous check
+// began (one check interval of growth, the check's own time included), plus a
+// block and a line of slack for the cut's rounding.
+func rotateWhileWriting(t *testing.T, f *File, w *writer, rotations int, between func()) int {
+	t.Helper()
+	start := time.Now()
+	blk := int64(64 << 10)
+	made := 0
+	prevWritten := w.bytes.Load()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(5 * time.Minute)
+	for made < rotations {
+		// Usage first: every byte it counts is then in written.
+		u := usage(t, f.path)
+		written := w.bytes.Load()
+		if limit := f.cfg.MaxSize + (written - prevWritten) + blk + maxPad + 16; u > limit {
+			info, _ := os.Stat(f.path)
+			t.Fatalf("live file uses %d bytes, over max-size plus one interval's growth (%d); size %d, state %+v, rotations %d", u, limit, info.Size(), f.st, made)
+		}
+		prevWritten = written
+		n, _, err := f.CutAll(-1, nil)
+		if err != nil {
+			t.Fatalf("cut %d: %v", made, err)
+		}
+		made += n
+		if between != nil {
+			between()
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("only %d rotations in 5 minutes", made)
+		}
+	}
+	n := w.finish(t)
+	secs := time.Since(start).Seconds()
+	t.Logf("%d rotations, %d lines in %.1fs: %.0f lines/s, %.1f MB/s", made, n, secs, float64(n)/secs, float64(w.bytes.Load())/secs/1e6)
+	return n
+}
+
+// contents returns the archives, gunzipped, oldest first, then the live file from
+// its first unarchived byte.
+func contents(t *testing.T, f *File) []byte {
+	t.Helper()
+	names, err := f.Archives()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all bytes.Buffer
+	for _, name := range names {
+		file, err := os.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r io.Reader = file
+		if strings.HasSuffix(name, ".gz") {
+			if r, err = gzip.NewReader(file); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+		}
+		if _, err := io.Copy(&all, r); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		file.Close()
+	}
+	live, err := os.Open(f.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	info, _ := live.Stat()
+	if _, err := live.Seek(f.start(live, keyOf(info), info.Size()), io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(&all, live)
+	return all.Bytes()
+}
+
+// checkLines checks that b holds lines first..first+n-1, each once, whole, in order.
+func checkLines(t *testing.T, b []byte, first, n int) {
+	t.Helper()
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		t.Fatalf("NUL byte at %d of %d", i, len(b))
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	want := first
+	for sc.Scan() {
+		if got := sc.Text() + "\n"; got != line(want) {
+			t.Fatalf("line %d: got %.40q, want %.40q", want-first, got, line(want))
+		}
+		want++
+	}
+	if want != first+n {
+		t.Fatalf("got lines %d..%d, want up to %d", first, want-1, first+n-1)
+	}
+}
+
+func testConfig() Config {
+	return Config{MaxSize: 1 << 20, MaxFiles: 1000, Method: Auto}
+}
+
+func TestCollapseOnExt4(t *testing.T) {
+	dir := t.TempDir()
+	requireFS(t, dir, unix.EXT4_SUPER_MAGIC, "ext4")
+	path := filepath.Join(dir, "app.log")
+	cfg := testConfig()
+	cfg.Compress = true
+	f := NewFile(path, cfg)
+	w := startWriter(t, path, true)
+	n := rotateWhileWriting(t, f, w, 100, nil)
+	if f.method != Collapse {
+		t.Fatalf("method %s on ext4, want collapse", f.method)
+	}
+	if info, _ := os.Stat(path); info.Size() > 4<<20 {
+		t.Fatalf("live file is %d bytes: collapse did not shrink it", info.Size())
+	}
+	checkLines(t, contents(t, f), 0, n)
+}
+
+func TestPunchOnTmpfs(t *testing.T) {
+	dir := tmpfsDir(t)
+	path := filepath.Join(dir, "app.log")
+	f := NewFile(path, testConfig())
+	w := startWriter(t, path, true)
+	n := rotateWhileWriting(t, f, w, 100, nil)
+	if f.method != Punch {
+		t.Fatalf("method %s on tmpfs, want punch (collapse is EOPNOTSUPP there)", f.method)
+	}
+	checkLines(t, contents(t, f), 0, n)
+}
+
+// A writer without O_APPEND keeps writing at its own offset: with punch the file
+// keeps its size, so no hole of NULs opens before the writer's next line.
+func TestPunchWithoutAppend(t *testing.T) {
+	for _, dir := range []string{t.TempDir(), tmpfsDir(t)} {
+		path := filepath.Join(dir, "app.log")
+		cfg := testConfig()
+		cfg.Method = Punch
+		f := NewFile(path, cfg)
+		w := startWriter(t, path, false)
+		n := rotateWhileWriting(t, f, w, 30, nil)
+		checkLines(t, contents(t, f), 0, n)
+		if u := usage(t, path); u > 2<<20 {
+			t.Fatalf("%s: punched file still uses %d bytes", dir, u)
+		}
+	}
+}
+
+// There are never more than MaxFiles archives, checked after every cut and by a
+// goroutine listing the folder all along; those kept end where the live file
+// starts.
+func TestMaxFiles(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	cfg := testConfig()
+	cfg.MaxFiles = 3
+	cfg.MaxSize = 256 << 10
+	f := NewFile(path, cfg)
+	var most atomic.Int64
+	stop := make(chan struct{})
+	var lister sync.WaitGroup
+	lister.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			names, _ := f.Archives()
+			if int64(len(names)) > most.Load() {
+				most.Store(int64(len(names)))
+			}
+		}
+	})
+	w := startWriter(t, path, true)
+	n := rotateWhileWriting(t, f, w, 20, func() {
+		if names, _ := f.Archives(); len(names) > cfg.MaxFiles {
+			t.Fatalf("%d archives, max-files is %d", len(names), cfg.MaxFiles)
+		}
+	})
+	close(stop)
+	lister.Wait()
+	if m := most.Load(); m > int64(cfg.MaxFiles) || m < 1 {
+		t.Fatalf("the lister saw up to %d archives, max-files is %d", m, cfg.MaxFiles)
+	}
+	// What is kept is a run of whole lines ending with the last one written.
+	b := contents(t, f)
+	first, err := strconv.Atoi(string(b[:9]))
+	if err != nil {
+		t.Fatalf("kept archives do not start with a whole line: %.40q", b)
+	}
+	checkLines(t, b, first, n-first)
+}
+
+func TestMaxAge(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	writeLines(t, path, 0, 10)
+	old := filepath.Join(dir, "app-2026-01-01T00-00-00.000.log.gz")
+	recent := filepath.Join(dir, "app-2026-01-02T00-00-00.000.log")
+	other := filepath.Join(dir, "other-2026-01-01T00-00-00.000.log")
+	for _, p := range []string{old, recent, other} {
+		if err := os.WriteFile(p, []byte("x\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, time.Now().Add(-8*24*time.Hour), time.Now().Add(-8*24*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chtimes(recent, time.Now().Add(-time.Hour), time.Now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.MaxAge = 7 * 24 * time.Hour
+	if _, err := NewFile(path, cfg).Cut(-1, nil); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]bool{old: false, recent: true, other: true} {
+		if _, err := os.Stat(p); (err == nil) != want {
+			t.Errorf("%s: exists=%v, want %v", filepath.Base(p), err == nil, want)
+		}
+	}
+}
+
+// writeLines writes lines first..first+n-1 to path.
+func writeLines(t *testing.T, path string, first, n int) {
+	t.Helper()
+	var b strings.Builder
+	for i := first; i < first+n; i++ {
+		b.WriteString(line(i))
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An archive that cannot be written, for want of space or of a folder, leaves
+// the live file as it was; the cut is tried again at the next check.
+func TestArchiveFailureKeepsLiveFile(t *testing.T) {
+	full := t.TempDir()
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small tmpfs needs root")
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", full).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", full).Run() })
+	cases := []struct {
+		name, archiveDir string
+		maxSize          int64
+	}{
+		{"archive does not fit", full, 1 << 20},
+		{"state does not fit", full, MinSize}, // 61 KiB of archive fill the 64k
+		{"archive dir missing", filepath.Join(full, "nope"), MinSize},
+	}
+	for _, c := range cases {
+		path := filepath.Join(t.TempDir(), "app.log")
+		writeLines(t, path, 0, 20000)
+		before, _ := os.ReadFile(path)
+		cfg := testConfig()
+		cfg.MaxSize = c.maxSize
+		cfg.ArchiveDir = c.archiveDir
+		f := NewFile(path, cfg)
+		if _, err := f.Cut(-1, nil); err == nil {
+			t.Fatalf("%s: cut succeeded", c.name)
+		} else {
+			t.Logf("%s: %v", c.name, err)
+		}
+		if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+			t.Fatalf("%s: live file changed", c.name)
+		}
+		if left, _ := os.ReadDir(full); len(left) > 0 {
+			t.Fatalf("%s: left behind %s", c.name, left[0].Name())
+		}
+	}
+}
+
+func TestSymlinkRefused(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "real.log")
+	writeLines(t, target, 0, 20000)
+	link := filepath.Join(dir, "app.log")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(target)
+	cfg := testConfig()
+	cfg.MaxSize = MinSize
+	if _, err := NewFile(link, cfg).Cut(-1, nil); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Fatalf("cut through a link: err=%v", err)
+	}
+	if after, _ := os.ReadFile(target); !bytes.Equal(before, after) {
+		t.Fatal("the link's target changed")
+	}
+	cfg.FollowSymlinks = true
+	f := NewFile(link, cfg)
+	if r, err := f.Cut(-1, nil); err != nil || r.Archive == "" {
+		t.Fatalf("with FollowSymlinks: %+v, %v", r, err)
+	}
+	checkLines(t, contents(t, f), 0, 20000)
+}
+
+// A crash between the state's save and the collapse leaves a state written for
+// a cut that did not happen: start still finds the first unarchived byte.
+func TestStartAcrossCrash(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	writeLines(t, path, 0, 20000)
+	cfg := testConfig()
+	cfg.MaxSize = MinSize
+	f := NewFile(path, cfg)
+	if _, err := f.Cut(-1, nil); err != nil {
+		t.Fatal(err)
+	}
+	st := f.st
+	live, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	info, _ := live.Stat()
+	key := keyOf(info)
+	if got := f.start(live, key, info.Size()); got != st.Start {
+		t.Fatalf("after the collapse: start %d, want %d", got, st.Start)
+	}
+	// Undo the collapse, as if it had not happened: put the cut head back.
+	names, _ := f.Archives()
+	archived, _ := os.ReadFile(names[0])
+	cur, _ := os.ReadFile(path)
+	if err := os.WriteFile(path, append(archived[:st.Shift:st.Shift], cur...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g := NewFile(path, cfg) // a restart
+	g.st = loadState(g.statePath())
+	g.loaded = true
+	info, _ = live.Stat()
+	want := int64(len(archived))
+	if got := g.start(live, keyOf(info), info.Size()); got != want {
+		t.Fatalf("collapse undone: start %d, want %d (the archived length)", got, want)
+	}
+}
+
+func TestCopyTruncate(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	writeLines(t, path, 0, 20000)
+	cfg := testConfig()
+	cfg.MaxSize = MinSize
+	cfg.Method = CopyTruncate
+	f := NewFile(path, cfg)
+	if r, err := f.Cut(-1, nil); err != nil || r.Archive == "" {
+		t.Fatalf("%+v, %v", r, err)
+	}
+	if info, _ := os.Stat(path); info.Size() != 0 {
+		t.Fatalf("live file is %d bytes after copytruncate", info.Size())
+	}
+	checkLines(t, contents(t, f), 0, 20000)
+}
+
+// tmpfsDir returns a fresh folder on tmpfs (an emptyDir with medium: Memory).
+func tmpfsDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/dev/shm", "sidetail-test-")
+	if err != nil {
+		t.Fatalf("need /dev/shm (tmpfs): %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	requireFS(t, dir, unix.TMPFS_MAGIC, "tmpfs")
+	return dir
+}
+
+func requireFS(t *testing.T, dir string, magic int64, name string) {
+	t.Helper()
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Type != magic {
+		t.Fatalf("%s is not on %s (type %#x): this test needs %s", dir, name, st.Type, name)
+	}
+}

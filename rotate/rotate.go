@@ -1,0 +1,73 @@
+// Package rotate keeps an application's log file bounded on a shared volume without
+// losing what the application writes meanwhile. The head of the live file, whole
+// lines only, is copied into a timestamped archive and made durable; only then is
+// exactly that head removed from the live file while the writer keeps appending:
+// FALLOC_FL_COLLAPSE_RANGE where the filesystem has it (ext4, xfs: the file
+// shrinks), FALLOC_FL_PUNCH_HOLE elsewhere (tmpfs: the space is freed, the apparent
+// size stays), copytruncate as a last resort.
+//
+// Both fallocate operations work in whole filesystem blocks, so the cut lands
+// inside a line. The archive takes that whole line, and the live file keeps its
+// tail, already archived; a small state file beside the archives records where
+// the live file's first unarchived byte is, so the next archive starts there and
+// no line is ever in two archives or split between them.
+package rotate
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// Method is how the archived head is removed from the live file.
+type Method string
+
+// The methods; Auto picks the first the filesystem supports, in this order.
+const (
+	Auto         Method = "auto"
+	Collapse     Method = "collapse"
+	Punch        Method = "punch"
+	CopyTruncate Method = "copytruncate"
+)
+
+// Config is what every rotated file shares.
+type Config struct {
+	MaxSize  int64         // cut once the file holds this many unarchived bytes
+	MaxFiles int           // archives kept per file
+	MaxAge   time.Duration // archives modified longer ago are deleted; 0: no limit
+	Compress bool          // gzip archives
+	// ArchiveDir holds the archives and the state files; empty: beside each file.
+	ArchiveDir string
+	Method     Method
+	// FollowSymlinks allows a live file named through a symbolic link.
+	FollowSymlinks bool
+	Log            *slog.Logger
+}
+
+// MinSize is the smallest MaxSize: below it a cut would archive a few blocks at a
+// time, and the archives would be mostly gzip headers and names.
+const MinSize = 64 << 10
+
+// Run checks every path each interval and cuts those that have grown past
+// MaxSize, until ctx is done. Errors are logged and retried at the next check;
+// nothing is removed from a live file whose archive is not durable.
+func Run(ctx context.Context, cfg Config, paths []string, interval time.Duration) {
+	files := make([]*File, len(paths))
+	for i, p := range paths {
+		files[i] = NewFile(p, cfg)
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		for _, f := range files {
+			if _, _, err := f.CutAll(-1, nil); err != nil {
+				f.log.Error("cannot rotate file, retrying", "path", f.path, "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
