@@ -694,6 +694,9 @@ func TestBadInput(t *testing.T) {
 	dir := t.TempDir()
 	stateFile := filepath.Join(dir, "state")
 	os.WriteFile(stateFile, nil, 0o644)
+	log, link := filepath.Join(dir, "app.log"), filepath.Join(dir, "link.log")
+	os.WriteFile(log, nil, 0o644)
+	os.Symlink(log, link)
 	tests := []struct {
 		args []string
 		want string // the flag or path the message must name
@@ -712,6 +715,18 @@ func TestBadInput(t *testing.T) {
 		{[]string{"--multiline-start=(", "x"}, "--multiline-start"},
 		{[]string{"--multiline-start=web=^a", "app=x"}, "--multiline-start"},
 		{[]string{"--multiline-start=^a", "--multiline-timeout=0s", "x"}, "--multiline-timeout"},
+		{[]string{"rotate", "--max-size=1Ki", log}, "--max-size"},
+		{[]string{"rotate", "--max-size=ten", log}, "--max-size"},
+		{[]string{"rotate", "--max-files=0", log}, "--max-files"},
+		{[]string{"rotate", "--max-age=soon", log}, "--max-age"},
+		{[]string{"rotate", "--method=rename", log}, "--method"},
+		{[]string{"rotate", link}, link},
+		{[]string{"rotate", "--archive-dir=" + filepath.Join(dir, "nope"), log}, "--archive-dir"},
+		{[]string{"rotate", filepath.Join(dir, "*.log")}, "glob"},
+		{[]string{"rotate"}, "PATH"},
+		{[]string{"--rotate-max-size=1Ki", log}, "--rotate-max-size"},
+		{[]string{"--rotate-max-size=1Mi", filepath.Join(dir, "*.log")}, "glob"},
+		{[]string{"--rotate-max-size=1Mi", "--rotate-archive-dir=" + stateFile, log}, "--rotate-archive-dir"},
 	}
 	for _, tt := range tests {
 		cmd := exec.Command(bin, tt.args...)

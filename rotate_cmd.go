@@ -19,7 +19,7 @@ import (
 type RotateCmd struct {
 	Paths  []string `arg:"" name:"path" env:"SIDETAIL_PATHS" help:"Live file to keep bounded. Env: comma-separated."`
 	Limits `envprefix:"SIDETAIL_"`
-	Quiet bool `env:"SIDETAIL_QUIET" help:"Log errors only."`
+	Quiet  bool `env:"SIDETAIL_QUIET" help:"Log errors only."`
 
 	cfg rotate.Config
 }
