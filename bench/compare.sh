@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Compares sidetail with cat, GNU `tail -n+1 -F` and busybox `tail -n+1 -F` in one
-# run, on the same generated files, and prints ratios. Timings are noisy: compare the
+# run, on the same generated files, and prints ratios; then sidetail rotate with
+# logrotate copytruncate on the same writer. Timings are noisy: compare the
 # ratios of one run, not absolute numbers across runs.
 #
 #   bench/compare.sh                 # 1 GiB catch-up, 60 s idle
@@ -16,6 +17,10 @@ trap 'rm -rf "$WORK"' EXIT
 if ! command -v busybox >/dev/null; then
   echo "installing busybox-static (Debian) ..." >&2
   apt-get install -y -qq busybox-static >/dev/null
+fi
+if ! command -v logrotate >/dev/null; then
+  echo "installing logrotate (Debian) ..." >&2
+  apt-get install -y -qq logrotate >/dev/null
 fi
 
 static=$WORK/sidetail
@@ -136,3 +141,8 @@ kill $pid; wait $pid 2>/dev/null || true
 
 echo "== binary: CGO_ENABLED=0 -trimpath -ldflags='-s -w' (target <= 6 MiB)"
 printf "%-22s %s bytes (%s MiB)\n" sidetail "$(stat -c %s "$static")" "$(awk -v s="$(stat -c %s "$static")" 'BEGIN { printf "%.2f", s / 1048576 }')"
+
+echo "== rotation: a writer at ${ROTATE_RATE:-50000} lines/s for ${ROTATE_SECONDS:-10}s, cut at 1 MiB, checked every 100ms (target: lost 0)"
+go build -o "$WORK/rotateloss" ./bench/rotateloss
+"$WORK/rotateloss" -rotator logrotate -rate "${ROTATE_RATE:-50000}" -seconds "${ROTATE_SECONDS:-10}" | sed 's/^logrotate  */logrotate copytruncate /'
+"$WORK/rotateloss" -rotator sidetail -bin "$static" -rate "${ROTATE_RATE:-50000}" -seconds "${ROTATE_SECONDS:-10}" | sed 's/^sidetail  */sidetail rotate        /'

@@ -220,8 +220,9 @@ func TestCollapseOnExt4(t *testing.T) {
 	if f.method != Collapse {
 		t.Fatalf("method %s on ext4, want collapse", f.method)
 	}
-	if info, _ := os.Stat(path); info.Size() > 4<<20 {
-		t.Fatalf("live file is %d bytes: collapse did not shrink it", info.Size())
+	// Punch would leave the apparent size at everything written.
+	if info, _ := os.Stat(path); info.Size() > w.bytes.Load()/10 {
+		t.Fatalf("live file is %d bytes of %d written: collapse did not shrink it", info.Size(), w.bytes.Load())
 	}
 	checkLines(t, contents(t, f), 0, n)
 }
