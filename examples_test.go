@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,6 +30,10 @@ type exampleCheck struct {
 	app      string // the container writing the logs: stopped first, like the kubelet does for native sidecars
 	sidecars map[string]sidecarCheck
 	minLines int // per file, before the pod is stopped
+	// rotated > 0: the sidecar rotates its one file, app.log, keeping at most this
+	// many archives. The file then holds the last lines only: what was relayed
+	// must be the lines "0: …" up to the file's last, and the file stay small.
+	rotated int
 }
 
 type sidecarCheck struct {
@@ -51,6 +56,9 @@ var examples = map[string]exampleCheck{
 	"job-native-sidecar.yaml": {pod: "report", app: "report", minLines: 200, sidecars: map[string]sidecarCheck{
 		"sidetail": {format: "prefix", files: map[string]string{"report": "report.log"}},
 	}},
+	// 50000 lines of about 90 bytes: 4 rotations at 1Mi.
+	"app-log-rotate.yaml": {pod: "app-rotate", app: "app", minLines: 50000, rotated: 3,
+		sidecars: map[string]sidecarCheck{"sidetail": {format: "raw", files: map[string]string{"": "app.log"}}}},
 }
 
 func exampleFiles(t *testing.T) []string {
@@ -348,6 +356,13 @@ func (e *podman) runExample(t *testing.T, file string, check exampleCheck) {
 			t.Fatalf("a podman volume %q exists already; kube play would use it and kube down remove it: remove it, or run the test elsewhere", v.Name)
 		}
 	}
+	// The kubelet makes an emptyDir writable to all (0777); podman's volumes are
+	// root's 0755, which a non-root app could not write to.
+	for _, v := range spec.Volumes {
+		e.podman(t, "volume", "create", v.Name)
+		t.Cleanup(func() { e.podman(t, "volume", "rm", "-f", v.Name) }) // after kube down
+		os.Chmod(strings.TrimSpace(e.podman(t, "volume", "inspect", "--format", "{{.Mountpoint}}", v.Name)), 0o777)
+	}
 	t.Cleanup(func() { e.podman(t, "kube", "down", play) })
 	e.podman(t, "kube", "play", "--network", "none", play)
 	if t.Failed() {
@@ -382,6 +397,10 @@ func (e *podman) runExample(t *testing.T, file string, check exampleCheck) {
 			t.Errorf("%s exited %s, want 0; logs:\n%s", ctr, code, e.podman(t, "logs", ctr))
 		}
 		got := e.relayed(t, ctr, sc)
+		if check.rotated > 0 {
+			checkRotated(t, strings.TrimSpace(logs), got[""], check.rotated)
+			continue
+		}
 		for tag, name := range sc.files {
 			data, err := os.ReadFile(filepath.Join(strings.TrimSpace(logs), name))
 			if err != nil {
@@ -393,6 +412,35 @@ func (e *podman) runExample(t *testing.T, file string, check exampleCheck) {
 			}
 		}
 	}
+}
+
+// checkRotated checks a rotating sidecar's output and volume: the relayed lines
+// are numbered from 0 on without a gap up to the live file's last line, at most
+// max archives were kept, and the live file is within its 1Mi and one second of
+// the app's writing.
+func checkRotated(t *testing.T, dir string, got []string, max int) {
+	t.Helper()
+	for i, line := range got {
+		if !strings.HasPrefix(line, strconv.Itoa(i)+": ") {
+			t.Fatalf("relayed line %d is %q: lost or repeated lines", i, line)
+		}
+	}
+	live, err := os.ReadFile(filepath.Join(dir, "app.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(live), "\n"), "\n")
+	if last := lines[len(lines)-1]; len(got) == 0 || got[len(got)-1] != last {
+		t.Errorf("the file ends with %q, the last line relayed is not that", last)
+	}
+	archives, _ := filepath.Glob(filepath.Join(dir, "app-*.log.gz"))
+	if len(archives) < 1 || len(archives) > max {
+		t.Errorf("%d archives, want 1 to %d", len(archives), max)
+	}
+	if len(live) > 3<<20 {
+		t.Errorf("live file is %d bytes: not kept near --rotate-max-size=1Mi", len(live))
+	}
+	t.Logf("%d lines relayed; %d archives; live file %d bytes", len(got), len(archives), len(live))
 }
 
 // relayed reads a container's CRI log (k8s-file: "TIME STREAM P|F TEXT", P for the

@@ -44,6 +44,7 @@ func run(rotator, bin string, rate, seconds int, every time.Duration) error {
 	defer os.RemoveAll(dir)
 	live := filepath.Join(dir, "app.log")
 	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
 	done := make(chan error, 1)
 	switch rotator {
 	case "sidetail":
