@@ -18,10 +18,10 @@ func archives(dir string) []string {
 	return names
 }
 
-// writeUntil appends lines of stream to path at 64k lines/s, 64 per write, until
-// stop is closed, and returns how many it wrote. The writer keeps O_APPEND, as
-// apps do.
-func writeUntil(t *testing.T, path, stream string, stop <-chan struct{}) int {
+// writeUntil appends lines of stream to path, perMs lines per write every
+// millisecond, until stop is closed, and returns how many it wrote. The writer
+// keeps O_APPEND, as apps do.
+func writeUntil(t *testing.T, path, stream string, perMs int, stop <-chan struct{}) int {
 	g := &lineGen{stream: stream}
 	f := openAppend(t, path)
 	defer f.Close()
@@ -33,7 +33,7 @@ func writeUntil(t *testing.T, path, stream string, stop <-chan struct{}) int {
 			return g.seq
 		case <-tick.C:
 		}
-		if _, err := f.Write(g.next(64)); err != nil {
+		if _, err := f.Write(g.next(perMs)); err != nil {
 			t.Error(err)
 			return g.seq
 		}
@@ -56,7 +56,7 @@ func TestTailAndRotate(t *testing.T) {
 			stop := make(chan struct{})
 			var wrote int
 			var writer sync.WaitGroup
-			writer.Go(func() { wrote = writeUntil(t, path, "app", stop) })
+			writer.Go(func() { wrote = writeUntil(t, path, "app", 64, stop) })
 			waitUntil(t, func() bool { return len(archives(dir)) >= 100 },
 				func() string { return strings.Join(archives(dir), " ") + "\n" + p.stderr.String() })
 			close(stop)
@@ -85,7 +85,8 @@ func TestRotateCommand(t *testing.T) {
 	stop := make(chan struct{})
 	var wrote int
 	var writer sync.WaitGroup
-	writer.Go(func() { wrote = writeUntil(t, path, "app", stop) })
+	// 1 MB/s: gzip under the race detector takes 5.
+	writer.Go(func() { wrote = writeUntil(t, path, "app", 16, stop) })
 	waitUntil(t, func() bool { return len(archives(dir)) >= 20 }, func() string { return p.stderr.String() })
 	close(stop)
 	writer.Wait()

@@ -244,8 +244,8 @@ func (c *TailCmd) Run(ctx context.Context, s streams) error {
 		}
 		// Each follower calls this for its own path only, from its own goroutine.
 		cfg.Cut = func(path string, reading fs.FileInfo, emitted int64) (int64, error) {
-			_, removed, err := files[path].CutAll(emitted, reading)
-			return removed, err
+			r, err := files[path].Cut(emitted, reading)
+			return r.Removed, err
 		}
 		cfg.CutInterval = c.Rotate.CheckInterval
 	}

@@ -91,9 +91,10 @@ func (f *File) Cut(limit int64, reading fs.FileInfo) (Result, error) {
 	if size-start < f.cfg.MaxSize {
 		return Result{}, nil
 	}
-	// An archive holds about MaxSize: a file that grew further (a burst, a
-	// restart) is cut several times.
-	end := min(size, start+f.cfg.MaxSize)
+	// One archive takes everything whole: a cut costs four fsyncs whatever its
+	// size, which under I/O pressure (100 ms each) would let a writer outrun
+	// cuts of MaxSize each.
+	end := size
 	if limit >= 0 && limit < end {
 		end = limit
 	}
@@ -164,30 +165,6 @@ func (f *File) Cut(limit int64, reading fs.FileInfo) (Result, error) {
 			return Result{Archive: name}, nil
 		}
 	}
-}
-
-// maxCuts bounds the cuts of one check, so that a writer faster than gzip
-// does not keep a check from ever ending.
-const maxCuts = 16
-
-// CutAll cuts until the file holds less than MaxSize unarchived bytes, at most
-// maxCuts times. It returns how many archives it wrote and how many bytes left
-// the file's front in all; limit and reading are as for Cut.
-func (f *File) CutAll(limit int64, reading fs.FileInfo) (archives int, removed int64, err error) {
-	for range maxCuts {
-		if limit >= 0 {
-			limit = max(limit-removed, 0)
-		}
-		r, err := f.Cut(limit, reading)
-		removed += r.Removed
-		if r.Archive != "" {
-			archives++
-		}
-		if err != nil || r.Archive == "" {
-			return archives, removed, err
-		}
-	}
-	return archives, removed, nil
 }
 
 // copyTruncate archives everything and empties the file, losing what the writer
