@@ -405,6 +405,11 @@ func (f *follower) cut() {
 	}
 	f.off -= removed
 	f.emitted -= removed
+	// The mark's head may have been cut: keep what is left of it, or check would
+	// read before offset 0 and take the file for truncated.
+	if extra := int64(len(f.mark)) - f.off; extra > 0 {
+		f.mark = f.mark[:copy(f.mark, f.mark[extra:])]
+	}
 	if _, err := f.cur.Seek(f.off, io.SeekStart); err != nil {
 		f.log.Error("cannot seek after rotation", "path", f.path, "err", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // syncBuffer is an io.Writer the test can read while followers write.
@@ -185,6 +188,47 @@ func TestFollowFromTail(t *testing.T) {
 	if strings.Contains(s.out.String(), "before") {
 		t.Fatal("--from=tail emitted an old line")
 	}
+}
+
+// A cut made through Config.Cut (a collapse, as rotation does on ext4) moves the
+// follower's offsets down: nothing is read twice, even when fewer bytes than the
+// truncation mark are left before the offset.
+func TestFollowCutMovesOffset(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	// The second line straddles the 4 KiB block boundary; only "les\n" is left.
+	first := strings.Repeat("x", 4089) + "\n" + "straddles\n"
+	write(t, path, first, os.O_APPEND)
+	cut := make(chan struct{})
+	s := startStepped(t, path, Config{CutInterval: time.Millisecond,
+		Cut: func(path string, reading fs.FileInfo, emitted int64) (int64, error) {
+			select {
+			case <-cut:
+				return 0, nil // once
+			default:
+			}
+			if emitted < int64(len(first)) {
+				return 0, nil
+			}
+			close(cut)
+			f, err := os.OpenFile(path, os.O_RDWR, 0)
+			if err != nil {
+				return 0, err
+			}
+			defer f.Close()
+			if err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_COLLAPSE_RANGE, 0, 4096); err != nil {
+				t.Errorf("collapse (this test needs ext4 or xfs): %v", err)
+				return 0, err
+			}
+			return 4096, nil
+		}})
+	s.waitFor(t, first)
+	for range cut {
+	}
+	if data, _ := os.ReadFile(path); string(data) != "les\n" {
+		t.Fatalf("after the collapse the file holds %q", data)
+	}
+	write(t, path, "after\n", os.O_APPEND)
+	s.waitFor(t, first+"after\n")
 }
 
 // BenchmarkCatchUp reads a 64 MiB file of 100-byte lines to its end, as a sidecar
