@@ -595,10 +595,27 @@ func (f *follower) check() change {
 	if info.Size() < f.off {
 		return truncated
 	}
-	if len(f.mark) > 0 && !bytes.Equal(readAt(f.cur.File, f.off-int64(len(f.mark)), len(f.mark)), f.mark) {
+	if len(f.mark) > 0 && !bytes.Equal(readAt(f.cur.File, f.off-int64(len(f.mark)), len(f.mark)), f.mark) && !f.markPunched() {
 		return truncated
 	}
 	return unchanged
+}
+
+// markPunched reports whether the mark differs only because a hole was punched
+// over its head (rotation on tmpfs frees what was read, up to a block boundary):
+// then what is left of it is still in place, and the mark is cut down to that.
+func (f *follower) markPunched() bool {
+	from := f.off - int64(len(f.mark))
+	data, err := unix.Seek(int(f.cur.Fd()), from, unix.SEEK_DATA)
+	if _, serr := f.cur.Seek(f.off, io.SeekStart); serr != nil || err != nil || data <= from || data > f.off {
+		return false
+	}
+	rest := f.mark[data-from:]
+	if !bytes.Equal(readAt(f.cur.File, data, len(rest)), rest) {
+		return false
+	}
+	f.mark = f.mark[:copy(f.mark, rest)]
+	return true
 }
 
 // readToEOF reads and emits until EOF and returns how many bytes it read. Read

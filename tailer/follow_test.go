@@ -231,6 +231,27 @@ func TestFollowCutMovesOffset(t *testing.T) {
 	s.waitFor(t, first+"after\n")
 }
 
+// A hole punched over what was read (rotation on tmpfs, or by sidetail rotate
+// beside another reader) is not a truncation, even when it reaches into the
+// bytes just before the offset.
+func TestFollowPunchedBehindOffset(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	first := strings.Repeat("x", 4089) + "\n" + "straddles\n"
+	write(t, path, first, os.O_APPEND)
+	s := startStepped(t, path, Config{})
+	s.waitFor(t, first)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, 4096); err != nil {
+		t.Fatal(err)
+	}
+	write(t, path, "after\n", os.O_APPEND)
+	s.waitFor(t, first+"after\n")
+}
+
 // BenchmarkCatchUp reads a 64 MiB file of 100-byte lines to its end, as a sidecar
 // starting on a full log does, without and with checkpoints.
 // Compare the two with benchstat: the checkpoint target is at most 5% slower.
