@@ -198,18 +198,15 @@ func TestFollowCutMovesOffset(t *testing.T) {
 	// The second line straddles the 4 KiB block boundary; only "les\n" is left.
 	first := strings.Repeat("x", 4089) + "\n" + "straddles\n"
 	write(t, path, first, os.O_APPEND)
-	cut := make(chan struct{})
+	cut := make(chan struct{}) // closed once the collapse was tried
+	tried := false             // only the follower's goroutine calls Cut
 	s := startStepped(t, path, Config{CutInterval: time.Millisecond,
 		Cut: func(path string, reading fs.FileInfo, emitted int64) (int64, error) {
-			select {
-			case <-cut:
-				return 0, nil // once
-			default:
-			}
-			if emitted < int64(len(first)) {
+			if tried || emitted < int64(len(first)) {
 				return 0, nil
 			}
-			close(cut)
+			tried = true
+			defer close(cut)
 			f, err := os.OpenFile(path, os.O_RDWR, 0)
 			if err != nil {
 				return 0, err
@@ -222,8 +219,7 @@ func TestFollowCutMovesOffset(t *testing.T) {
 			return 4096, nil
 		}})
 	s.waitFor(t, first)
-	for range cut {
-	}
+	<-cut
 	if data, _ := os.ReadFile(path); string(data) != "les\n" {
 		t.Fatalf("after the collapse the file holds %q", data)
 	}
