@@ -725,6 +725,7 @@ func TestBadInput(t *testing.T) {
 		{[]string{"rotate", filepath.Join(dir, "*.log")}, "glob"},
 		{[]string{"rotate"}, "PATH"},
 		{[]string{"--rotate-max-size=1Ki", log}, "--rotate-max-size"},
+		{[]string{"--rotate-compress", log}, "--rotate-max-size"},
 		{[]string{"--rotate-max-size=1Mi", filepath.Join(dir, "*.log")}, "glob"},
 		{[]string{"--rotate-max-size=1Mi", "--rotate-archive-dir=" + stateFile, log}, "--rotate-archive-dir"},
 	}

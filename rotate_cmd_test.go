@@ -149,3 +149,28 @@ func TestParseDuration(t *testing.T) {
 		}
 	}
 }
+
+// The rotate flags come from SIDETAIL_* variables for the rotate command and from
+// SIDETAIL_ROTATE_* for the tail command.
+func TestRotateEnv(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	t.Setenv("SIDETAIL_PATHS", path)
+	t.Setenv("SIDETAIL_MAX_SIZE", "2Mi")
+	t.Setenv("SIDETAIL_ROTATE_MAX_SIZE", "3Mi")
+	t.Setenv("SIDETAIL_ROTATE_MAX_AGE", "7d")
+	t.Setenv("SIDETAIL_ROTATE_COMPRESS", "true")
+	var cli CLI
+	if _, err := newParser(&cli, streams{io.Discard, io.Discard}).Parse([]string{"rotate"}); err != nil {
+		t.Fatal(err)
+	}
+	if cli.Rotate.cfg.MaxSize != 2<<20 || cli.Rotate.cfg.Compress || cli.Rotate.cfg.MaxFiles != 5 {
+		t.Errorf("rotate: %+v", cli.Rotate.cfg)
+	}
+	cli = CLI{}
+	if _, err := newParser(&cli, streams{io.Discard, io.Discard}).Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	if r := cli.Tail.rotate; r == nil || r.MaxSize != 3<<20 || r.MaxAge != 7*24*time.Hour || !r.Compress {
+		t.Errorf("tail: %+v", r)
+	}
+}

@@ -84,6 +84,10 @@ func (c *TailCmd) Validate() error {
 		return err
 	}
 	c.rotate = nil
+	if r := c.Rotate; r.MaxSize == 0 && (r.MaxFiles != 5 || r.MaxAge != 0 || r.Compress || r.CheckInterval != time.Second ||
+		r.ArchiveDir != "" || r.Method != "auto" || r.FollowSymlinks) {
+		return errors.New("--rotate-*: rotation is off until --rotate-max-size is set, e.g. --rotate-max-size=10Mi")
+	}
 	if c.Rotate.MaxSize != 0 {
 		paths := make([]string, len(c.sources))
 		for i, s := range c.sources {
