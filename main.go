@@ -17,7 +17,7 @@ import (
 // version is set at build time with -ldflags '-X main.version=…'.
 var version = "dev"
 
-// CLI is the command line: a tail command (the default) and a version command.
+// CLI is the command line: the tail command (the default), rotate and version.
 type CLI struct {
 	Tail    TailCmd    `cmd:"" default:"withargs" help:"Follow files and write their lines to stdout (the default command)."`
 	Rotate  RotateCmd  `cmd:"" help:"Keep files bounded: archive their head and cut it from the live file, losing no concurrent write."`
