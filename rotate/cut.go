@@ -106,24 +106,21 @@ func (f *File) Cut(limit int64, reading fs.FileInfo) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	var cut, archEnd int64
-	switch {
-	case lineEnd > 0:
-		cut = lineEnd / blk * blk
-		if cut == size {
-			cut -= blk // collapse may not reach EOF
-		}
+	// The cut is the last line end, or, for one line longer than MaxSize (split,
+	// or the file would grow without bound), the limit; down to a block boundary.
+	cut := lineEnd
+	if lineEnd == 0 && end-start >= f.cfg.MaxSize {
+		cut = end
+	}
+	cut = cut / blk * blk
+	if cut == size {
+		cut -= blk // collapse may not reach EOF
+	}
+	archEnd := cut
+	if lineEnd > 0 {
 		if archEnd, err = nextLineEnd(live, max(cut, start), lineEnd); err != nil {
 			return Result{}, err
 		}
-	case end-start >= f.cfg.MaxSize:
-		// One line longer than MaxSize: it is split at a block boundary, or the
-		// file would grow without bound.
-		cut = end / blk * blk
-		if cut == size {
-			cut -= blk
-		}
-		archEnd = cut
 	}
 	if archEnd <= start || cut <= dataStart(live) {
 		return Result{}, nil // nothing whole below limit yet
