@@ -216,6 +216,14 @@ runtime = "runc"
 		t.Fatalf("copy Go: %v: %s", err, out)
 	}
 	e.importDir(t, root, builder, "ENV PATH=/usr/local/go/bin:/bin", "ENV HOME=/root", "ENV GOPATH=/go", "ENV GOTOOLCHAIN=local")
+	// The build is offline (GOPROXY=off) from the host's module cache, and the
+	// Dockerfile's go mod download needs more of the module graph than go test
+	// fetched: complete the cache first, online, with the same command and flags.
+	download := exec.Command("go", "mod", "download")
+	download.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
+	if out, err := download.CombinedOutput(); err != nil {
+		t.Fatalf("go mod download (the image build needs every module in the host's cache): %v: %s", err, out)
+	}
 	begin := time.Now()
 	// The build stage is left as an untagged image: remove it with the rest.
 	dangling := strings.Fields(e.podman(t, "images", "-q", "--filter", "dangling=true"))
@@ -226,13 +234,13 @@ runtime = "runc"
 			}
 		}
 	})
-	e.podman(t, "build", "-q", "--network", "none",
+	e.must(t, "build", "-q", "--network", "none",
 		"--build-arg", "BUILDER="+builder, "--build-arg", "GOPROXY=off", "--build-arg", "GOFLAGS=-mod=mod",
 		"--build-arg", "TARGETOS=linux", "--build-arg", "TARGETARCH="+runtime.GOARCH, "--build-arg", "VERSION=e2e",
 		"-v", strings.TrimSpace(e.output(t, "go", "env", "GOMODCACHE"))+":/go/pkg/mod",
 		"-v", strings.TrimSpace(e.output(t, "go", "env", "GOCACHE"))+":/root/.cache/go-build",
 		"-t", e.sidetail, ".")
-	size := e.podman(t, "image", "inspect", "--format", "{{.Size}}", e.sidetail)
+	size := e.must(t, "image", "inspect", "--format", "{{.Size}}", e.sidetail)
 	t.Logf("image %s built from the Dockerfile in %s: %s bytes", e.sidetail, time.Since(begin).Round(time.Millisecond), strings.TrimSpace(size))
 	return e
 }
@@ -277,17 +285,38 @@ func (e *podman) importDir(t *testing.T, dir, image string, changes ...string) {
 	tar.Wait()
 }
 
+// podman runs a podman command; a failure fails the test and lets it go on, for
+// steps whose failure leaves the rest worth checking (clean-ups, one example).
 func (e *podman) podman(t *testing.T, args ...string) string {
 	t.Helper()
+	out, err := e.exec(args...)
+	if err != nil {
+		t.Error(err)
+	}
+	return out
+}
+
+// must runs a podman command every later step needs (the image build): a failure
+// ends the test with that step's error alone, not one failure per example.
+func (e *podman) must(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := e.exec(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func (e *podman) exec(args ...string) (string, error) {
 	cmd := exec.Command("podman", args...)
 	cmd.Env = append(os.Environ(), "CONTAINERS_CONF="+e.conf)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Errorf("podman %s: %v: %s", strings.Join(args, " "), err, stderr.Bytes())
+		return string(out), fmt.Errorf("podman %s: %v: %s", strings.Join(args, " "), err, stderr.Bytes())
 	}
-	return string(out)
+	return string(out), nil
 }
 
 func (e *podman) output(t *testing.T, name string, args ...string) string {
