@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sidetail/sidetail/internal/fileid"
 )
 
 // File rotates one live file. Its methods are called from one goroutine.
@@ -86,7 +88,7 @@ func (f *File) Cut(limit int64, reading fs.FileInfo) (Result, error) {
 		return Result{}, nil // replaced since the follower looked: its next look sees it
 	}
 	size := info.Size()
-	key := keyOf(info)
+	key := fileid.Inode(info)
 	start := f.start(live, key, size)
 	if size-start < f.cfg.MaxSize {
 		return Result{}, nil
@@ -122,7 +124,7 @@ func (f *File) Cut(limit int64, reading fs.FileInfo) (Result, error) {
 			return Result{}, err
 		}
 	}
-	if archEnd <= start || cut <= dataStart(live) {
+	if archEnd <= start || cut <= fileid.DataStart(live, 0) {
 		return Result{}, nil // nothing whole below limit yet
 	}
 	name, err := f.archive(live, start, archEnd)
@@ -132,9 +134,9 @@ func (f *File) Cut(limit int64, reading fs.FileInfo) (Result, error) {
 	// The state is durable before the cut: a crash between the two then leaves a
 	// state that still finds the first unarchived byte (see start). The bytes at
 	// the cut mark it.
-	mark := readAt(live, cut, markLen)
+	mark := fileid.ReadAt(live, cut, markLen)
 	for {
-		st := state{Dev: key.dev, Ino: key.ino, Start: archEnd, MarkAt: cut, Mark: mark}
+		st := state{Dev: key.Dev, Ino: key.Ino, Start: archEnd, MarkAt: cut, Mark: mark}
 		flags := uint32(unix.FALLOC_FL_PUNCH_HOLE | unix.FALLOC_FL_KEEP_SIZE)
 		removed := int64(0)
 		if f.method == Collapse {
@@ -166,7 +168,7 @@ func (f *File) Cut(limit int64, reading fs.FileInfo) (Result, error) {
 
 // copyTruncate archives everything and empties the file, losing what the writer
 // adds between the last read and the truncate.
-func (f *File) copyTruncate(live *os.File, key fileKey, start int64) (Result, error) {
+func (f *File) copyTruncate(live *os.File, key fileid.Key, start int64) (Result, error) {
 	if !f.warned {
 		f.warned = true
 		f.log.Warn("filesystem can neither collapse nor punch: using copytruncate, which loses lines written between the copy and the truncate", "path", f.path)
@@ -191,7 +193,7 @@ func (f *File) copyTruncate(live *os.File, key fileKey, start int64) (Result, er
 	if err != nil {
 		return Result{}, err
 	}
-	st := state{Dev: key.dev, Ino: key.ino}
+	st := state{Dev: key.Dev, Ino: key.Ino}
 	if err := st.save(f.statePath()); err != nil {
 		return Result{Archive: name}, err
 	}
@@ -219,30 +221,19 @@ func (f *File) openLive() (*os.File, error) {
 // start returns the live file's first unarchived byte, as the state recorded it.
 // The mark, the bytes at the cut, tells whether a collapse recorded in the state
 // took place (they are at MarkAt) or not (they are still Shift further on).
-func (f *File) start(live *os.File, key fileKey, size int64) int64 {
+func (f *File) start(live *os.File, key fileid.Key, size int64) int64 {
 	st := f.st
-	if st.Dev == key.dev && st.Ino == key.ino && st.Start <= size {
-		if bytes.Equal(readAt(live, st.MarkAt, len(st.Mark)), st.Mark) {
+	if st.Dev == key.Dev && st.Ino == key.Ino && st.Start <= size {
+		if bytes.Equal(fileid.ReadAt(live, st.MarkAt, len(st.Mark)), st.Mark) {
 			return st.Start
 		}
-		if st.Shift > 0 && bytes.Equal(readAt(live, st.MarkAt+st.Shift, len(st.Mark)), st.Mark) {
+		if st.Shift > 0 && bytes.Equal(fileid.ReadAt(live, st.MarkAt+st.Shift, len(st.Mark)), st.Mark) {
 			return st.Start + st.Shift
 		}
 	}
 	// A file we never cut, or one changed behind our back: all of it is new, but
 	// for a hole punched before (there is nothing in it).
-	return dataStart(live)
-}
-
-// fileKey identifies the live file: a state recorded for another file is ignored.
-type fileKey struct{ dev, ino uint64 }
-
-func keyOf(info fs.FileInfo) fileKey {
-	st, _ := info.Sys().(*syscall.Stat_t)
-	if st == nil {
-		return fileKey{}
-	}
-	return fileKey{dev: uint64(st.Dev), ino: st.Ino}
+	return fileid.DataStart(live, 0)
 }
 
 // markLen bytes at the cut identify it.
@@ -255,15 +246,6 @@ func blockSize(file *os.File) int64 {
 		return 4096
 	}
 	return st.Bsize
-}
-
-// dataStart is the first byte after the holes punched at the front of the file.
-func dataStart(file *os.File) int64 {
-	off, err := unix.Seek(int(file.Fd()), 0, unix.SEEK_DATA)
-	if err != nil {
-		return 0
-	}
-	return off
 }
 
 // scanChunk is how much is read at a time looking for a line end.
@@ -291,7 +273,7 @@ func lastLineEnd(file *os.File, start, end int64) (int64, error) {
 // starts there, else just after the next newline. limit is a line end, so the
 // answer is at most limit.
 func nextLineEnd(file *os.File, off, limit int64) (int64, error) {
-	if off == 0 || bytes.Equal(readAt(file, off-1, 1), []byte{'\n'}) {
+	if off == 0 || bytes.Equal(fileid.ReadAt(file, off-1, 1), []byte{'\n'}) {
 		return off, nil
 	}
 	buf := make([]byte, scanChunk)
@@ -309,11 +291,4 @@ func nextLineEnd(file *os.File, off, limit int64) (int64, error) {
 		off += int64(n)
 	}
 	return limit, nil
-}
-
-// readAt returns up to n bytes at off, fewer at EOF.
-func readAt(file *os.File, off int64, n int) []byte {
-	b := make([]byte, n)
-	got, _ := file.ReadAt(b, off)
-	return b[:got]
 }

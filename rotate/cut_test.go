@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sidetail/sidetail/internal/fileid"
 	"golang.org/x/sys/unix"
 )
 
@@ -184,7 +185,7 @@ func contents(t *testing.T, f *File) []byte {
 	}
 	defer live.Close()
 	info, _ := live.Stat()
-	if _, err := live.Seek(f.start(live, keyOf(info), info.Size()), io.SeekStart); err != nil {
+	if _, err := live.Seek(f.start(live, fileid.Inode(info), info.Size()), io.SeekStart); err != nil {
 		t.Fatal(err)
 	}
 	io.Copy(&all, live)
@@ -442,7 +443,7 @@ func TestStartAcrossCrash(t *testing.T) {
 	}
 	defer live.Close()
 	info, _ := live.Stat()
-	key := keyOf(info)
+	key := fileid.Inode(info)
 	if got := f.start(live, key, info.Size()); got != st.Start {
 		t.Fatalf("after the collapse: start %d, want %d", got, st.Start)
 	}
@@ -458,7 +459,7 @@ func TestStartAcrossCrash(t *testing.T) {
 	g.loaded = true
 	info, _ = live.Stat()
 	want := int64(len(archived))
-	if got := g.start(live, keyOf(info), info.Size()); got != want {
+	if got := g.start(live, fileid.Inode(info), info.Size()); got != want {
 		t.Fatalf("collapse undone: start %d, want %d (the archived length)", got, want)
 	}
 }
