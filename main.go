@@ -21,6 +21,7 @@ var version = "dev"
 type CLI struct {
 	Tail    TailCmd    `cmd:"" default:"withargs" help:"Follow files and write their lines to stdout (the default command)."`
 	Rotate  RotateCmd  `cmd:"" help:"Keep files bounded: archive their head and cut it from the live file, losing no concurrent write."`
+	Inject  InjectCmd  `cmd:"" help:"Add the sidetail sidecar to workloads' YAML or JSON (stdin to stdout; also kubectl sidetail inject)."`
 	Version VersionCmd `cmd:"" help:"Print the version."`
 }
 
