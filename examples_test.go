@@ -79,36 +79,43 @@ func TestExamplesValid(t *testing.T) {
 	for _, file := range exampleFiles(t) {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			spec, _ := podSpecOf(t, file)
-			n := 0
-			for _, c := range append(spec.InitContainers, spec.Containers...) {
-				if !strings.Contains(c.Image, "sidetail") {
-					continue
-				}
-				n++
-				sc := c.SecurityContext
-				switch {
-				case sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot:
-					t.Errorf("%s: runAsNonRoot not set", c.Name)
-				case sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem:
-					t.Errorf("%s: readOnlyRootFilesystem not set", c.Name)
-				case sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation:
-					t.Errorf("%s: allowPrivilegeEscalation not false", c.Name)
-				case sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL"):
-					t.Errorf("%s: capabilities not dropped", c.Name)
-				}
-				if c.Resources.Limits.Memory().IsZero() || c.Resources.Requests.Cpu().IsZero() {
-					t.Errorf("%s: no memory limit or CPU request", c.Name)
-				}
-				if !slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool {
-					return e.Name == "GOMEMLIMIT" && e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil
-				}) {
-					t.Errorf("%s: GOMEMLIMIT not taken from the memory limit", c.Name)
-				}
-			}
-			if n == 0 {
-				t.Error("no sidetail container")
-			}
+			checkHardened(t, spec)
 		})
+	}
+}
+
+// checkHardened checks that a pod spec has a sidetail container and that every
+// sidetail container in it carries the hardening the README promises.
+func checkHardened(t *testing.T, spec *corev1.PodSpec) {
+	t.Helper()
+	n := 0
+	for _, c := range append(slices.Clone(spec.InitContainers), spec.Containers...) {
+		if !strings.Contains(c.Image, "sidetail") {
+			continue
+		}
+		n++
+		sc := c.SecurityContext
+		switch {
+		case sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot:
+			t.Errorf("%s: runAsNonRoot not set", c.Name)
+		case sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem:
+			t.Errorf("%s: readOnlyRootFilesystem not set", c.Name)
+		case sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation:
+			t.Errorf("%s: allowPrivilegeEscalation not false", c.Name)
+		case sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL"):
+			t.Errorf("%s: capabilities not dropped", c.Name)
+		}
+		if c.Resources.Limits.Memory().IsZero() || c.Resources.Requests.Cpu().IsZero() {
+			t.Errorf("%s: no memory limit or CPU request", c.Name)
+		}
+		if !slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool {
+			return e.Name == "GOMEMLIMIT" && e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil
+		}) {
+			t.Errorf("%s: GOMEMLIMIT not taken from the memory limit", c.Name)
+		}
+	}
+	if n == 0 {
+		t.Error("no sidetail container")
 	}
 }
 

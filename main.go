@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/alecthomas/kong"
@@ -74,8 +75,14 @@ func run(ctx context.Context, args []string, s streams) (code int) {
 // newParser builds the command-line parser writing help to s. kong's exit after
 // --help panics with an exitCode, which run recovers.
 func newParser(cli *CLI, s streams) *kong.Kong {
+	// Named kubectl-sidetail (a copy or symbolic link), the binary is a kubectl
+	// plugin: kubectl sidetail inject runs kubectl-sidetail inject.
+	name := "sidetail"
+	if filepath.Base(os.Args[0]) == "kubectl-sidetail" {
+		name = "kubectl sidetail"
+	}
 	parser, err := kong.New(cli,
-		kong.Name("sidetail"),
+		kong.Name(name),
 		kong.Description("Follow log files (tail -n+1 -F, lossless across rotation) and write their lines to stdout.\n\n"+
 			"Usage: sidetail [tail] [flags] [TAG=]PATH... or sidetail rotate [flags] PATH... (flags: sidetail tail --help, sidetail rotate --help)"),
 		kong.Writers(s.stdout, s.stderr),

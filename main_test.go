@@ -28,7 +28,8 @@ func TestMain(m *testing.M) {
 	}
 	os.Chmod(dir, 0o755) // the unreadable-file test runs it as another user
 	bin = filepath.Join(dir, "sidetail")
-	args := []string{"build", "-o", bin}
+	// With inject: the end-to-end tests pipe workloads through it.
+	args := []string{"build", "-tags", "inject", "-o", bin}
 	if raceEnabled {
 		args = append(args, "-race")
 	}

@@ -96,7 +96,10 @@ func template(cfg Config, tmpl map[string]any) (outcome string, changed bool, er
 	if annotations == nil {
 		annotations = map[string]any{}
 	}
-	files := cfg.Files
+	files, note := cfg.Files, ""
+	if _, ok := annotations[AnnotationFiles]; ok && len(files) > 0 {
+		note = "; --file overrides the " + AnnotationFiles + " annotation"
+	}
 	if len(files) == 0 {
 		list, _ := annotations[AnnotationFiles].(string)
 		for f := range strings.SplitSeq(list, ",") {
@@ -108,11 +111,10 @@ func template(cfg Config, tmpl map[string]any) (outcome string, changed bool, er
 			return "skipped (no files: give --file or annotate the pod template with " + AnnotationFiles + ")", false, nil
 		}
 	}
-	replaced := ""
 	if prev, ok := annotations[AnnotationInjected].(string); ok {
 		removeInjection(spec, strings.Split(prev, ","))
 		delete(annotations, AnnotationInjected)
-		replaced = "; the previous injection replaced"
+		note += "; the previous injection replaced"
 	}
 	var typed corev1.PodTemplateSpec
 	js, _ := json.Marshal(tmpl)
@@ -134,7 +136,7 @@ func template(cfg Config, tmpl map[string]any) (outcome string, changed bool, er
 	if len(files) == 1 {
 		plural = ""
 	}
-	return fmt.Sprintf("injected (%d file%s%s)", len(files), plural, replaced), true, nil
+	return fmt.Sprintf("injected (%d file%s%s)", len(files), plural, note), true, nil
 }
 
 // removeInjection takes out what a previous run added: the sidecar, the volumes
