@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -143,8 +144,14 @@ func podSpecOf(t *testing.T, file string) (*corev1.PodSpec, string) {
 			t.Fatalf("not a valid Job: %v", err)
 		}
 		return &job.Spec.Template.Spec, job.Name
+	case "Deployment":
+		var d appsv1.Deployment
+		if err := yaml.UnmarshalStrict(data, &d); err != nil {
+			t.Fatalf("not a valid Deployment: %v", err)
+		}
+		return &d.Spec.Template.Spec, d.Name
 	}
-	t.Fatalf("kind %q: examples are Pods or Jobs", kind.Kind)
+	t.Fatalf("kind %q: examples are Pods, Jobs or Deployments", kind.Kind)
 	return nil, ""
 }
 
@@ -173,6 +180,40 @@ func TestExamplesRun(t *testing.T) {
 	for _, file := range exampleFiles(t) {
 		t.Run(filepath.Base(file), func(t *testing.T) { e.runExample(t, file, examples[filepath.Base(file)]) })
 	}
+	// Workloads without a sidecar, through sidetail inject, played the same way.
+	for _, tc := range injectedExamples {
+		t.Run("inject/"+tc.input, func(t *testing.T) {
+			cmd := exec.Command(bin, append([]string{"inject"}, append(tc.args, filepath.Join("testdata/inject", tc.input))...)...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("sidetail inject: %v: %s", err, stderr.Bytes())
+			}
+			file := filepath.Join(t.TempDir(), tc.input)
+			os.WriteFile(file, out, 0o644)
+			e.runExample(t, file, tc.check)
+		})
+	}
+}
+
+// injectedExamples are run by TestExamplesRun after sidetail inject added the
+// sidecar (a native one: the harness makes it an ordinary container for podman).
+var injectedExamples = []struct {
+	input string
+	args  []string
+	check exampleCheck
+}{
+	// The Kubernetes docs' counter, as the issue has it, and the prefix to tell the
+	// files apart (the tag is the base name without extension).
+	{"counter-pod.yaml", []string{"--file=/var/log/1.log", "--file=/var/log/2.log", "--prefix=[{tag}] "},
+		exampleCheck{pod: "counter", app: "count", minLines: 3, sidecars: map[string]sidecarCheck{
+			"sidetail": {format: "prefix", files: map[string]string{"1": "1.log", "2": "2.log"}}}}},
+	// The files from the template's annotation; podman 4.3 plays a Deployment as
+	// pod NAME-pod-0.
+	{"counter-deployment.yaml", []string{"--prefix=[{tag}] "},
+		exampleCheck{pod: "counter-deploy-pod-0", app: "count", minLines: 3, sidecars: map[string]sidecarCheck{
+			"sidetail": {format: "prefix", files: map[string]string{"one": "1.log", "two": "2.log"}}}}},
 }
 
 // podman runs podman with a containers.conf of the test's own: runc (Debian's podman
@@ -338,9 +379,9 @@ func (e *podman) output(t *testing.T, name string, args ...string) string {
 var imageLine = regexp.MustCompile(`(?m)^(\s*image:\s*)(\S+)`)
 
 // playable returns the example as podman kube play takes it: image names rewritten
-// to the local ones, nothing else changed; except that a Job (which podman 4.3 cannot
-// play) becomes its pod template, with native sidecars (init containers with
-// restartPolicy: Always, which podman would wait for) as ordinary containers.
+// to the local ones, nothing else changed; except that native sidecars (init
+// containers with restartPolicy: Always, which podman 4.3 would wait for) become
+// ordinary containers, and a Job (which podman 4.3 cannot play) its pod template.
 func (e *podman) playable(t *testing.T, file string) string {
 	t.Helper()
 	data, err := os.ReadFile(file)
@@ -357,31 +398,54 @@ func (e *podman) playable(t *testing.T, file string) string {
 		}
 		return append(sub[1], image...)
 	})
-	if bytes.Contains(data, []byte("\nkind: Job")) {
-		var job batchv1.Job
-		if err := yaml.UnmarshalStrict(data, &job); err != nil {
-			t.Fatal(err)
-		}
-		pod := corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}}
-		pod.Name = job.Name
-		pod.Spec = job.Spec.Template.Spec
-		var init []corev1.Container
-		for _, c := range pod.Spec.InitContainers {
-			if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
-				c.RestartPolicy = nil
-				pod.Spec.Containers = append([]corev1.Container{c}, pod.Spec.Containers...)
-				continue
+	if bytes.Contains(data, []byte("restartPolicy: Always")) || bytes.Contains(data, []byte("\nkind: Job")) {
+		var obj any
+		switch {
+		case bytes.Contains(data, []byte("\nkind: Job")):
+			var job batchv1.Job
+			if err := yaml.UnmarshalStrict(data, &job); err != nil {
+				t.Fatal(err)
 			}
-			init = append(init, c)
+			pod := &corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}, Spec: job.Spec.Template.Spec}
+			pod.Name = job.Name
+			obj = pod
+			unnativeSidecars(&pod.Spec)
+		case bytes.Contains(data, []byte("\nkind: Deployment")):
+			var d appsv1.Deployment
+			if err := yaml.UnmarshalStrict(data, &d); err != nil {
+				t.Fatal(err)
+			}
+			obj = &d
+			unnativeSidecars(&d.Spec.Template.Spec)
+		default:
+			var pod corev1.Pod
+			if err := yaml.UnmarshalStrict(data, &pod); err != nil {
+				t.Fatal(err)
+			}
+			obj = &pod
+			unnativeSidecars(&pod.Spec)
 		}
-		pod.Spec.InitContainers = init
-		if data, err = yaml.Marshal(pod); err != nil {
+		if data, err = yaml.Marshal(obj); err != nil {
 			t.Fatal(err)
 		}
 	}
 	out := filepath.Join(t.TempDir(), filepath.Base(file))
 	os.WriteFile(out, data, 0o644)
 	return out
+}
+
+// unnativeSidecars makes native sidecars ordinary containers, first in the list.
+func unnativeSidecars(spec *corev1.PodSpec) {
+	var init []corev1.Container
+	for _, c := range spec.InitContainers {
+		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+			c.RestartPolicy = nil
+			spec.Containers = append([]corev1.Container{c}, spec.Containers...)
+			continue
+		}
+		init = append(init, c)
+	}
+	spec.InitContainers = init
 }
 
 func (e *podman) runExample(t *testing.T, file string, check exampleCheck) {

@@ -293,3 +293,29 @@ func TestKubectlPlugin(t *testing.T) {
 		t.Errorf("%v: %s", err, out)
 	}
 }
+
+// The sidecar's build (the Dockerfile's flags, no inject tag) stays under 6 MiB
+// and its inject command says how to get the real one.
+func TestSidecarBinarySize(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	small := filepath.Join(t.TempDir(), "sidetail")
+	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", small, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v: %s", err, out)
+	}
+	info, err := os.Stat(small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("sidecar binary: %d bytes", info.Size())
+	if info.Size() > 6<<20 {
+		t.Errorf("the sidecar binary is %d bytes, over 6 MiB", info.Size())
+	}
+	out, err := exec.Command(small, "inject", "-").CombinedOutput()
+	if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 2 || !strings.Contains(string(out), "go install -tags inject") {
+		t.Errorf("inject without the tag: %v: %s", err, out)
+	}
+}
