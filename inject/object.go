@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	kjson "sigs.k8s.io/json"
 )
 
 const (
@@ -42,11 +43,14 @@ var templatePaths = map[string]struct {
 // JSON values, or nil when the object stays as it is.
 func object(cfg Config, js []byte) (map[string]any, Report) {
 	var head struct {
-		APIVersion string
-		Kind       string
-		Metadata   struct{ Name string }
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+		Metadata   struct {
+			Name string `json:"name"`
+		} `json:"metadata"`
 	}
-	if err := json.Unmarshal(js, &head); err != nil {
+	// Field names match case-sensitively, as the API server matches them.
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(js, &head); err != nil {
 		return nil, Report{Object: "object", Err: fmt.Errorf("parse object: %v", err)}
 	}
 	rep := Report{Object: strings.ToLower(head.Kind) + "/" + head.Metadata.Name}
@@ -118,7 +122,7 @@ func template(cfg Config, tmpl map[string]any) (outcome string, changed bool, er
 	}
 	var typed corev1.PodTemplateSpec
 	js, _ := json.Marshal(tmpl)
-	if err := json.Unmarshal(js, &typed); err != nil {
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(js, &typed); err != nil {
 		return "", false, fmt.Errorf("parse pod template: %v", err)
 	}
 	defaultContainer, _ := annotations[annotationDefaultContainer].(string)

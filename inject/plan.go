@@ -95,6 +95,9 @@ func planInjection(cfg Config, spec *corev1.PodSpec, files []string, defaultCont
 		return nil, fmt.Errorf("no containers in the pod spec")
 	}
 	for _, c := range append(slices.Clone(spec.InitContainers), spec.Containers...) {
+		if c.Name == "" {
+			return nil, fmt.Errorf("a container without a name: not a valid pod spec")
+		}
 		if c.Name == ContainerName {
 			return nil, fmt.Errorf("a container named %s is there already, not added by sidetail inject (no %s annotation): remove it, or add that annotation listing the volumes it added", ContainerName, AnnotationInjected)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
 
@@ -79,10 +80,10 @@ func document(cfg Config, body []byte, n int) ([]byte, []Report) {
 		return nil, nil // only comments or blank
 	}
 	var head struct {
-		Kind  string
-		Items []json.RawMessage
+		Kind  string            `json:"kind"`
+		Items []json.RawMessage `json:"items"`
 	}
-	if err := json.Unmarshal(js, &head); err != nil {
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(js, &head); err != nil {
 		return nil, []Report{{Object: fmt.Sprintf("document %d", n), Err: fmt.Errorf("parse document: not an object: %v", err)}}
 	}
 	var result any
