@@ -122,6 +122,12 @@ func (c *InjectCmd) AfterApply(kctx *kong.Context) error {
 	}
 	// Rotation writes to the files: the sidecar needs their volumes writable.
 	c.cfg.Writable = c.Sidecar.Rotate.MaxSize != 0
+	for _, a := range c.cfg.Args {
+		if strings.HasPrefix(a, "--rotate-") && !c.cfg.Writable {
+			// The sidecar would refuse it at start and crash-loop.
+			return errors.New("--rotate-*: rotation is off until --rotate-max-size is set, e.g. --rotate-max-size=10Mi")
+		}
+	}
 	return nil
 }
 

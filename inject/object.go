@@ -80,6 +80,9 @@ func object(cfg Config, js []byte) (map[string]any, Report) {
 	if err != nil || !changed {
 		return nil, rep
 	}
+	if cfg.Classic && (head.Kind == "Job" || head.Kind == "CronJob") {
+		rep.Outcome += "; warning: with --classic the sidecar keeps each Job from completing"
+	}
 	return obj, rep
 }
 
