@@ -1,19 +1,20 @@
 package tailer
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/sidetail/sidetail/internal/fileid"
 )
 
 // When checkpoints are written. A follower hands its position to its saver whenever
@@ -117,13 +118,16 @@ type filePoint struct {
 	Offset int64  `json:"offset"`
 }
 
-func (p filePoint) key() fileKey { return fileKey{dev: p.Dev, ino: p.Ino, born: p.Born} }
+func pointOf(o *openFile, off int64) filePoint {
+	return filePoint{Dev: o.key.Dev, Ino: o.key.Ino, Born: o.key.Born, Head: o.head, Offset: off}
+}
+
+func (p filePoint) key() fileid.Key { return fileid.Key{Dev: p.Dev, Ino: p.Ino, Born: p.Born} }
 
 // matches reports whether the open file is the one p describes, unchanged up to p's
 // offset as far as its head and size tell.
 func (p filePoint) matches(o *openFile) bool {
-	return o.key == p.key() && o.info.Size() >= p.Offset &&
-		len(o.head) >= len(p.Head) && bytes.Equal(o.head[:len(p.Head)], p.Head)
+	return o.key == p.key() && o.info.Size() >= p.Offset && head(p.Head).of(o.head)
 }
 
 func (c *Checkpoints) file(path string) string {
@@ -200,21 +204,125 @@ func followed(sources []Source, path string) bool {
 	return false
 }
 
-// findSibling looks in dir for the file p describes, under any name: a file
-// rotated while sidetail was down (app.log is now app.log.1).
-func findSibling(dir string, p filePoint) string {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return ""
+// checkpointer owns one path's checkpoints: it finds where to resume at start-up,
+// and saves how far the output got, now or when due, through a saver goroutine.
+// A nil checkpointer (checkpoints off) does nothing.
+type checkpointer struct {
+	cps     *Checkpoints
+	path    string
+	log     *slog.Logger
+	saver   *saver
+	saved   filePoint
+	resumed bool // the checkpoint was looked at: only the first file opened resumes
+}
+
+func newCheckpointer(cps *Checkpoints, path string, log *slog.Logger) *checkpointer {
+	if cps == nil {
+		return nil
 	}
-	for _, e := range entries {
-		info, err := e.Info()
-		if err != nil || !info.Mode().IsRegular() {
+	return &checkpointer{cps: cps, path: path, log: log, saver: &saver{wake: make(chan struct{}, 1)}}
+}
+
+// start runs the saver until the returned stop is called; stop returns once the
+// last checkpoint is on disk.
+func (c *checkpointer) start() (stop func()) {
+	if c == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var saving sync.WaitGroup
+	saving.Go(func() { c.saver.run(done) })
+	return func() {
+		close(done)
+		saving.Wait()
+	}
+}
+
+// saveNow saves cur, the file being read and how far its output got, with the files
+// pinned behind it, unless that is what was saved last.
+func (c *checkpointer) saveNow(cur filePoint, pins *pinner) {
+	if c == nil || (cur.Offset == c.saved.Offset && cur.key() == c.saved.key()) {
+		return
+	}
+	c.put(cur, pins.points())
+}
+
+// saveIfDue saves cur while catching up: on a file switch, or once saveBytes more
+// went out.
+func (c *checkpointer) saveIfDue(cur filePoint, pins *pinner) {
+	if c == nil || (cur.key() == c.saved.key() && cur.Offset-c.saved.Offset < saveBytes) {
+		return
+	}
+	c.put(cur, pins.points())
+}
+
+func (c *checkpointer) put(cur filePoint, pinned []filePoint) {
+	cp := checkpoint{Path: c.path, Files: append([]filePoint{cur}, pinned...)}
+	c.saver.put(func() {
+		if err := c.cps.save(cp); err != nil {
+			c.log.Warn("cannot save checkpoint", "path", c.path, "err", err)
+		}
+	})
+	c.saved = cur
+}
+
+// forget makes the next save happen whatever it holds: the saved position points
+// into bytes a cut removed.
+func (c *checkpointer) forget() {
+	if c != nil {
+		c.saved = filePoint{}
+	}
+}
+
+// remove drops the checkpoint of a globbed file that is gone and drained.
+func (c *checkpointer) remove() {
+	if c != nil {
+		c.saver.put(func() { c.cps.remove(c.path) })
+	}
+}
+
+// resume returns the files to read, oldest first, given o, the file at the path
+// now: where the checkpoint says reading stopped, possibly in a file rotated to
+// another name while we were down, then every file after it. Without a usable
+// checkpoint it is just o.
+func (c *checkpointer) resume(o *openFile, files *registry) []*openFile {
+	if c == nil || c.resumed {
+		return []*openFile{o}
+	}
+	c.resumed = true
+	cp, found, err := c.cps.load(c.path)
+	if err != nil {
+		c.log.Warn("ignoring checkpoint, reading from the head", "path", c.path, "err", err)
+		o.start = 0
+		return []*openFile{o}
+	}
+	if !found {
+		return []*openFile{o}
+	}
+	var chain []*openFile
+	for _, p := range cp.Files {
+		got := o
+		if !p.matches(o) {
+			got = findFile(files, filepath.Dir(c.path), p)
+		}
+		if got == nil {
+			c.log.Warn("checkpointed file is gone or changed, skipping it", "path", c.path, "inode", p.Ino)
 			continue
 		}
-		if st, ok := info.Sys().(*syscall.Stat_t); ok && st.Ino == p.Ino && uint64(st.Dev) == p.Dev {
-			return filepath.Join(dir, e.Name())
+		got.start = p.Offset
+		chain = append(chain, got)
+		if got == o {
+			return chain
 		}
 	}
-	return ""
+	o.start = 0
+	if len(chain) == 0 {
+		c.log.Warn("checkpoint matches no file, reading from the head", "path", c.path)
+		return []*openFile{o}
+	}
+	c.log.Info("resuming in a file rotated while stopped", "path", c.path, "file", chain[0].Name())
+	// Files rotated in and out while we were down, and not yet checkpointed as
+	// pinned, come between the last checkpointed file and the path's file.
+	chain = append(chain, rotatedBetween(files, c.path, chain[len(chain)-1].key, o.key)...)
+	return append(chain, o)
 }

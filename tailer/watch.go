@@ -5,9 +5,10 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
-	"syscall"
+	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"golang.org/x/sys/unix"
 )
 
 // Watcher wakes followers when anything changes in their directories. One inotify
@@ -136,20 +137,47 @@ func notify(c chan struct{}) {
 	}
 }
 
+// gpfsMagic is IBM Spectrum Scale's statfs type, which x/sys/unix does not name.
+const gpfsMagic = 0x47504653
+
 // eventsWork reports whether inotify sees changes made in dir. On network and FUSE
 // filesystems, writes from other hosts or the FUSE daemon raise no events.
 func eventsWork(dir string) bool {
-	var st syscall.Statfs_t
-	if syscall.Statfs(dir, &st) != nil {
+	var st unix.Statfs_t
+	if unix.Statfs(dir, &st) != nil {
 		return true // the directory may not exist yet; fsnotify.Add will say
 	}
 	switch uint32(st.Type) {
-	case 0x6969, // NFS
-		0xFF534D42, 0xFE534D42, 0x517B, // CIFS, SMB2, SMB
-		0x65735546, // FUSE
-		0x01021997, // 9P (e.g. WSL, some VM shares)
-		0x47504653: // GPFS
+	case unix.NFS_SUPER_MAGIC, unix.CIFS_SUPER_MAGIC, unix.SMB2_SUPER_MAGIC, unix.SMB_SUPER_MAGIC,
+		unix.FUSE_SUPER_MAGIC,
+		unix.V9FS_MAGIC, // e.g. WSL, some VM shares
+		gpfsMagic:
 		return false
 	}
 	return true
+}
+
+// waker is what an idle follower waits for: a change in its directory, the safety
+// tick (changes inotify did not report), or a timer of the caller's.
+type waker struct {
+	events <-chan struct{}
+	tick   *time.Ticker
+	// idle, in tests, is told each time the follower is about to wait, so a test
+	// can step it: wait until it is idle, change the file, wake it.
+	idle func()
+}
+
+// wait returns on the first of ctx done, a directory event, the tick, a or b (nil
+// channels never fire).
+func (w *waker) wait(ctx context.Context, a, b <-chan time.Time) {
+	if w.idle != nil {
+		w.idle()
+	}
+	select {
+	case <-ctx.Done():
+	case <-w.events:
+	case <-w.tick.C:
+	case <-a:
+	case <-b:
+	}
 }
