@@ -60,7 +60,7 @@ type followOpts struct {
 
 // run follows the path until ctx is done (then drains) or, for a globbed path, until
 // the file is gone and drained. It returns only output errors.
-func (f *follower) run(ctx context.Context, w *Watcher) error {
+func (f *follower) run(ctx context.Context, w *watcher) error {
 	defer f.cp.start()() // deferred first so it runs last: the final checkpoint is on disk when run returns
 	dir := filepath.Dir(f.path)
 	wake, watched := w.Subscribe(dir)

@@ -39,7 +39,7 @@ func (b *syncBuffer) String() string {
 // wait (idle), and step wakes it.
 type stepped struct {
 	out    *syncBuffer
-	w      *Watcher
+	w      *watcher
 	dir    string
 	idle   chan struct{}
 	cancel context.CancelFunc
@@ -53,7 +53,7 @@ func startStepped(t *testing.T, path string, cfg Config) *stepped {
 	if cfg.MaxLine == 0 {
 		cfg.MaxLine = 1 << 20
 	}
-	s := &stepped{out: &syncBuffer{}, w: NewWatcher(cfg.Log, true), dir: filepath.Dir(path),
+	s := &stepped{out: &syncBuffer{}, w: newWatcher(cfg.Log, pollOnly), dir: filepath.Dir(path),
 		idle: make(chan struct{}, 1), done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -280,7 +280,7 @@ func BenchmarkCatchUp(b *testing.B) {
 				// A done context makes the follower read to EOF and return.
 				ctx, cancel := context.WithCancel(context.Background())
 				cancel()
-				w := NewWatcher(cfg.Log, true)
+				w := newWatcher(cfg.Log, pollOnly)
 				tl := &tailer{cfg: &cfg, out: NewOutput(io.Discard), files: newRegistry(), watcher: w}
 				if err := tl.follower(path, "t", followOpts{}).run(ctx, w); err != nil {
 					b.Fatal(err)

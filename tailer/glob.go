@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 )
@@ -31,7 +30,7 @@ func (t *tailer) scan(ctx context.Context, src Source) error {
 	// files show up at once; the rescan ticker covers the rest.
 	dir := filepath.Dir(src.Path)
 	var wake chan struct{}
-	if !strings.ContainsAny(dir, "*?[") {
+	if !IsGlob(dir) {
 		wake, _ = t.watcher.Subscribe(dir)
 		defer t.watcher.Unsubscribe(dir, wake)
 	}

@@ -43,8 +43,11 @@ type Source struct {
 	Path string
 }
 
-// IsGlob reports whether the path has glob metacharacters.
-func (s Source) IsGlob() bool { return strings.ContainsAny(s.Path, "*?[") }
+// IsGlob reports whether the source's path has glob metacharacters.
+func (s Source) IsGlob() bool { return IsGlob(s.Path) }
+
+// IsGlob reports whether path has glob metacharacters (those of filepath.Match).
+func IsGlob(path string) bool { return strings.ContainsAny(path, "*?[") }
 
 // Output is the one writer every follower shares. Each write is one segment of whole
 // lines, written under the lock in full, so lines of different files never interleave.
@@ -83,7 +86,11 @@ func Run(ctx context.Context, cfg Config, sources []Source, out *Output) error {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	watchCtx, stopWatch := context.WithCancel(context.Background())
-	w := NewWatcher(cfg.Log, cfg.Poll)
+	mode := inotifyWhereItWorks
+	if cfg.Poll {
+		mode = pollOnly
+	}
+	w := newWatcher(cfg.Log, mode)
 	var watchDone sync.WaitGroup
 	watchDone.Go(func() { w.Run(watchCtx) })
 	defer func() {
@@ -134,7 +141,7 @@ type tailer struct {
 	cfg     *Config
 	out     *Output
 	files   *registry
-	watcher *Watcher
+	watcher *watcher
 	idle    func() // tests: called each time a follower is about to wait
 }
 

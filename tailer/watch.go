@@ -11,10 +11,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Watcher wakes followers when anything changes in their directories. One inotify
+// watcher wakes followers when anything changes in their directories. One inotify
 // instance serves every file: Kubernetes nodes have a per-user limit on instances
 // (fs.inotify.max_user_instances, often 128) shared by every pod.
-type Watcher struct {
+type watcher struct {
 	log *slog.Logger
 
 	mu    sync.Mutex
@@ -23,11 +23,19 @@ type Watcher struct {
 	added map[string]bool // dirs inotify watches
 }
 
-// NewWatcher starts an inotify watcher, or a polling-only one when inotify cannot
-// be used. Run must be called to deliver events.
-func NewWatcher(log *slog.Logger, poll bool) *Watcher {
-	w := &Watcher{log: log, dirs: map[string][]chan struct{}{}, added: map[string]bool{}}
-	if poll {
+// watchMode says how a watcher learns of changes.
+type watchMode int
+
+const (
+	inotifyWhereItWorks watchMode = iota // stat polling only where inotify cannot be used
+	pollOnly                             // --poll: never inotify
+)
+
+// newWatcher starts an inotify watcher, or a polling-only one when inotify cannot
+// be used or mode says so. Run must be called to deliver events.
+func newWatcher(log *slog.Logger, mode watchMode) *watcher {
+	w := &watcher{log: log, dirs: map[string][]chan struct{}{}, added: map[string]bool{}}
+	if mode == pollOnly {
 		return w
 	}
 	fs, err := fsnotify.NewWatcher()
@@ -40,7 +48,7 @@ func NewWatcher(log *slog.Logger, poll bool) *Watcher {
 }
 
 // Run delivers events until ctx is done.
-func (w *Watcher) Run(ctx context.Context) {
+func (w *watcher) Run(ctx context.Context) {
 	if w.fs == nil {
 		<-ctx.Done()
 		return
@@ -68,7 +76,7 @@ func (w *Watcher) Run(ctx context.Context) {
 
 // Subscribe returns a channel that receives a value after something changes in dir,
 // and whether inotify watches dir; when it does not, the caller must poll.
-func (w *Watcher) Subscribe(dir string) (wake chan struct{}, watched bool) {
+func (w *watcher) Subscribe(dir string) (wake chan struct{}, watched bool) {
 	wake = make(chan struct{}, 1)
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -91,7 +99,7 @@ func (w *Watcher) Subscribe(dir string) (wake chan struct{}, watched bool) {
 }
 
 // Unsubscribe stops deliveries to wake.
-func (w *Watcher) Unsubscribe(dir string, wake chan struct{}) {
+func (w *watcher) Unsubscribe(dir string, wake chan struct{}) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	subs := w.dirs[dir]
@@ -112,7 +120,7 @@ func (w *Watcher) Unsubscribe(dir string, wake chan struct{}) {
 	}
 }
 
-func (w *Watcher) wake(dir string) {
+func (w *watcher) wake(dir string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, c := range w.dirs[dir] {
@@ -120,7 +128,7 @@ func (w *Watcher) wake(dir string) {
 	}
 }
 
-func (w *Watcher) wakeAll() {
+func (w *watcher) wakeAll() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, subs := range w.dirs {
