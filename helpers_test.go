@@ -6,7 +6,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sidetail/sidetail/internal/syncbuf"
 )
 
 // bin is the sidetail binary built once for the end-to-end tests.
@@ -55,25 +56,8 @@ type proc struct {
 	mu     sync.Mutex
 	lines  []string
 	times  []time.Time // when each line was read
-	stderr syncBuffer
+	stderr syncbuf.Buffer
 	eof    chan struct{}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func start(t *testing.T, args ...string) *proc {

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sidetail/sidetail/internal/syncbuf"
 )
 
 func TestRotationKinds(t *testing.T) {
@@ -302,7 +304,7 @@ func TestStdoutClosed(t *testing.T) {
 
 func stdoutClosed(t *testing.T, path string, cmd *exec.Cmd) {
 	r, w, _ := os.Pipe()
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = w, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

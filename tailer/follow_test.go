@@ -1,7 +1,6 @@
 package tailer
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"io/fs"
@@ -9,36 +8,18 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/sidetail/sidetail/internal/syncbuf"
 	"golang.org/x/sys/unix"
 )
-
-// syncBuffer is an io.Writer the test can read while followers write.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // stepped runs one follower on path with inotify off and polling too slow to fire,
 // so the test decides when it looks: the follower says each time it is about to
 // wait (idle), and step wakes it.
 type stepped struct {
-	out    *syncBuffer
+	out    *syncbuf.Buffer
 	w      *watcher
 	dir    string
 	idle   chan struct{}
@@ -53,7 +34,7 @@ func startStepped(t *testing.T, path string, cfg Config) *stepped {
 	if cfg.MaxLine == 0 {
 		cfg.MaxLine = 1 << 20
 	}
-	s := &stepped{out: &syncBuffer{}, w: newWatcher(cfg.Log, pollOnly), dir: filepath.Dir(path),
+	s := &stepped{out: &syncbuf.Buffer{}, w: newWatcher(cfg.Log, pollOnly), dir: filepath.Dir(path),
 		idle: make(chan struct{}, 1), done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
