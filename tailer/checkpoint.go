@@ -305,6 +305,9 @@ func (c *checkpointer) resume(o *openFile, files *registry) []*openFile {
 		if !p.matches(o) {
 			got = findFile(files, filepath.Dir(c.path), p)
 		}
+		if target := filepath.Dir(resolved(c.path)); got == nil && target != filepath.Dir(c.path) {
+			got = findFile(files, target, p)
+		}
 		if got == nil {
 			c.log.Warn("checkpointed file is gone or changed, skipping it", "path", c.path, "inode", p.Ino)
 			continue
@@ -323,6 +326,6 @@ func (c *checkpointer) resume(o *openFile, files *registry) []*openFile {
 	c.log.Info("resuming in a file rotated while stopped", "path", c.path, "file", chain[0].Name())
 	// Files rotated in and out while we were down, and not yet checkpointed as
 	// pinned, come between the last checkpointed file and the path's file.
-	chain = append(chain, rotatedBetween(files, c.path, chain[len(chain)-1].key, o.key)...)
+	chain = append(chain, rotatedBetween(files, resolved(c.path), chain[len(chain)-1].key, o.key)...)
 	return append(chain, o)
 }

@@ -7,19 +7,14 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/sidetail/sidetail/internal/fileid"
 )
 
-const (
-	// retryUnreadable is how often a file that exists but cannot be opened is retried.
-	retryUnreadable = time.Second
-	// safetyPoll catches changes inotify did not report (e.g. a writer in another
-	// mount namespace on an overlay lower layer) without costing idle CPU.
-	safetyPoll = 5 * time.Second
-)
+// retryUnreadable is how often a file that exists but cannot be opened (or is
+// still drained by another follower) is retried.
+const retryUnreadable = time.Second
 
 // change is what a stat of the path says about the open file.
 type change int
@@ -62,22 +57,12 @@ type followOpts struct {
 // the file is gone and drained. It returns only output errors.
 func (f *follower) run(ctx context.Context, w *watcher) error {
 	defer f.cp.start()() // deferred first so it runs last: the final checkpoint is on disk when run returns
-	dir := filepath.Dir(f.path)
-	wake, watched := w.Subscribe(dir)
-	defer w.Unsubscribe(dir, wake)
-	interval := safetyPoll
-	if !watched {
-		interval = f.cfg.PollInterval
-	}
-	f.wait.events = wake
-	f.wait.tick = time.NewTicker(interval)
-	defer f.wait.tick.Stop()
+	f.wait.w, f.wait.sub = w, newSubscription(f.pins.pin)
+	f.wait.watch(f.path)
+	defer f.wait.stop()
 	defer f.cuts.start()()
 	f.lr = NewLineReader(f.emit.maxLine(f.cfg.MaxLine))
-
-	pinWake, _ := w.Subscribe(dir)
-	defer w.Unsubscribe(dir, pinWake)
-	defer f.pins.watch(ctx, pinWake, interval)()
+	defer f.pins.closeAll()
 
 	for {
 		if next := f.pins.next(); next != nil {
@@ -126,6 +111,10 @@ func (f *follower) open(ctx context.Context) bool {
 		if ctx.Err() != nil {
 			return false
 		}
+		if errors.Is(err, fs.ErrNotExist) {
+			f.wait.wait(ctx, nil, nil) // its folder's events say when it appears
+			continue
+		}
 		retry := time.NewTimer(retryUnreadable)
 		f.wait.wait(ctx, retry.C, nil)
 		retry.Stop()
@@ -154,6 +143,7 @@ func (f *follower) use(o *openFile) {
 		o.start = 0 // cannot happen on a regular file; reading it all loses nothing
 	}
 	f.cur = o
+	f.wait.watch(f.path) // a link may point into another folder now
 	f.pos.at(o.File, o.start)
 	f.emit.emitted = o.start
 	f.saveNow()
@@ -175,13 +165,15 @@ func (f *follower) follow(ctx context.Context) (change, error) {
 				return c, err
 			}
 			f.cut()
-			if n > 0 {
-				continue // look again before waiting: more may have come
-			}
-			if err := f.emit.expireRecord(); err != nil {
-				return c, err
+			if n == 0 {
+				// Nothing new: a record left open by the last burst may be due.
+				if err := f.emit.expireRecord(); err != nil {
+					return c, err
+				}
 			}
 			f.saveNow()
+			// Bytes written after our last read raise an event, which is pending
+			// by now: wait returns at once for them.
 			f.wait.wait(ctx, f.emit.recordExpiry(), f.cuts.C())
 		case truncated:
 			f.cfg.Log.Info("file truncated, reading from its start", "path", f.path)

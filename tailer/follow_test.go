@@ -34,7 +34,7 @@ func startStepped(t *testing.T, path string, cfg Config) *stepped {
 	if cfg.MaxLine == 0 {
 		cfg.MaxLine = 1 << 20
 	}
-	s := &stepped{out: &syncbuf.Buffer{}, w: newWatcher(cfg.Log, pollOnly), dir: filepath.Dir(path),
+	s := &stepped{out: &syncbuf.Buffer{}, w: newWatcher(cfg.Log, pollOnly, cfg.PollInterval), dir: filepath.Dir(path),
 		idle: make(chan struct{}, 1), done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -67,7 +67,7 @@ func (s *stepped) step(t *testing.T) {
 	case <-s.idle: // an earlier idle: not the one after this wakeup
 	default:
 	}
-	s.w.wake(s.dir)
+	s.w.notify(s.dir, true)
 	s.waitIdle(t)
 }
 
@@ -261,7 +261,7 @@ func BenchmarkCatchUp(b *testing.B) {
 				// A done context makes the follower read to EOF and return.
 				ctx, cancel := context.WithCancel(context.Background())
 				cancel()
-				w := newWatcher(cfg.Log, pollOnly)
+				w := newWatcher(cfg.Log, pollOnly, cfg.PollInterval)
 				tl := &tailer{cfg: &cfg, out: NewOutput(io.Discard), files: newRegistry(), watcher: w}
 				if err := tl.follower(path, "t", followOpts{}).run(ctx, w); err != nil {
 					b.Fatal(err)

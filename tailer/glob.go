@@ -8,7 +8,8 @@ import (
 	"time"
 )
 
-// globRescan is how often globs are matched again even without a wakeup.
+// globRescan is how often a glob with metacharacters in its directory part is
+// matched again: no one folder's events tell when it matches more.
 const globRescan = time.Second
 
 // globber follows every file one glob matches, now and later. A file that vanishes
@@ -27,15 +28,19 @@ type globber struct {
 func (t *tailer) scan(ctx context.Context, src Source) error {
 	g := &globber{t: t, src: src, followed: map[string]bool{}, ended: make(chan string), errc: make(chan error, 1)}
 	// Wakeups from the glob's directory, when it has no metacharacters, make new
-	// files show up at once; the rescan ticker covers the rest.
+	// files show up at once (the watcher polls it where it has no events); a glob
+	// over directories is matched again every globRescan.
 	dir := filepath.Dir(src.Path)
-	var wake chan struct{}
-	if !IsGlob(dir) {
-		wake, _ = t.watcher.Subscribe(dir)
-		defer t.watcher.Unsubscribe(dir, wake)
+	sub := newSubscription(nil)
+	var rescan <-chan time.Time
+	if IsGlob(dir) {
+		tick := time.NewTicker(globRescan)
+		defer tick.Stop()
+		rescan = tick.C
+	} else {
+		t.watcher.Subscribe(dir, sub)
+		defer t.watcher.Unsubscribe(dir, sub)
 	}
-	tick := time.NewTicker(globRescan)
-	defer tick.Stop()
 
 	// Returning on an output error must stop the followers too (they run until
 	// their context ends), or waiting for them would never end.
@@ -52,8 +57,8 @@ func (t *tailer) scan(ctx context.Context, src Source) error {
 			return err
 		case m := <-g.ended:
 			delete(g.followed, m)
-		case <-wake:
-		case <-tick.C:
+		case <-sub.wake:
+		case <-rescan:
 		}
 		g.start(ctx, false)
 	}

@@ -1,7 +1,6 @@
 package tailer
 
 import (
-	"context"
 	"log/slog"
 	"os"
 	"sync"
@@ -16,8 +15,9 @@ const maxPending = 1024
 // pinner holds the files that took a path after the one being read, opened the
 // moment they were seen: a file rotated away and deleted before the reader got to
 // it (a slow stdout, a rotation every few milliseconds) stays readable through our
-// descriptor, so rotation chains lose nothing. Its lock is the only one a follower
-// shares with another goroutine (the pinning one started by watch).
+// descriptor, so rotation chains lose nothing. pin runs on the watcher's goroutine
+// (on events that change names) as well as the follower's: its lock is the only
+// one a follower shares with another goroutine.
 type pinner struct {
 	path  string
 	files *registry
@@ -39,32 +39,14 @@ func (p *pinner) begin(chain []*openFile) {
 	p.newest = chain[len(chain)-1]
 }
 
-// watch pins every file that takes the path as soon as wake says the directory
-// changed, or every interval, until the returned stop is called. stop closes the
-// files still pending.
-func (p *pinner) watch(ctx context.Context, wake <-chan struct{}, interval time.Duration) (stop func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	var done sync.WaitGroup
-	done.Go(func() {
-		tick := time.NewTicker(interval)
-		defer tick.Stop()
-		for {
-			p.pin()
-			select {
-			case <-ctx.Done():
-				return
-			case <-wake:
-			case <-tick.C:
-			}
-		}
-	})
-	return func() {
-		cancel()
-		done.Wait()
-		for _, o := range p.pending {
-			p.files.close(o, o.start)
-		}
+// closeAll closes the files still pending, when the follower ends.
+func (p *pinner) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, o := range p.pending {
+		p.files.close(o, o.start)
 	}
+	p.pending = nil
 }
 
 // pin opens the file the path names, if it is not the newest one known, and
@@ -96,7 +78,7 @@ func (p *pinner) pin() {
 	if last.replaced.IsZero() {
 		last.replaced = now
 	}
-	missed := rotatedBetween(p.files, p.path, last.key, o.key)
+	missed := rotatedBetween(p.files, resolved(p.path), last.key, o.key)
 	if len(missed) > 0 {
 		p.log.Warn("found files rotated away unseen, reading them first", "path", p.path, "files", len(missed))
 	}

@@ -12,6 +12,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// resolved returns the file a path names, through symbolic links: files rotated
+// away from a link's target are found beside the target, under its name.
+func resolved(path string) string {
+	if target, err := filepath.EvalSymlinks(path); err == nil {
+		return target
+	}
+	return path
+}
+
 // findFile opens the file p describes among the siblings in dir, under any name: a
 // file rotated while sidetail was down (app.log is now app.log.1). It returns nil
 // when none is that file, unchanged up to p's offset.

@@ -90,7 +90,7 @@ func Run(ctx context.Context, cfg Config, sources []Source, out *Output) error {
 	if cfg.Poll {
 		mode = pollOnly
 	}
-	w := newWatcher(cfg.Log, mode)
+	w := newWatcher(cfg.Log, mode, cfg.PollInterval)
 	var watchDone sync.WaitGroup
 	watchDone.Go(func() { w.Run(watchCtx) })
 	defer func() {
