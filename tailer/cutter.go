@@ -46,15 +46,16 @@ func (c *cutter) C() <-chan time.Time {
 }
 
 // cut calls Config.Cut if its interval has passed, and returns how many bytes it
-// removed from the front of the file the follower reads.
-func (c *cutter) cut(reading fs.FileInfo, emitted int64) int64 {
+// removed from the front of the file the follower reads; ok is false when it did
+// not call it.
+func (c *cutter) cut(reading fs.FileInfo, emitted int64) (removed int64, ok bool) {
 	if c == nil || time.Now().Before(c.next) {
-		return 0
+		return 0, false
 	}
 	c.next = time.Now().Add(c.interval)
 	removed, err := c.fn(c.path, reading, emitted)
 	if err != nil {
 		c.log.Error("cannot rotate file, retrying", "path", c.path, "err", err)
 	}
-	return removed
+	return removed, true
 }

@@ -195,7 +195,13 @@ func (f *follower) follow(ctx context.Context) (change, error) {
 // cut lets Config.Cut remove what went out from the front of the file, when its
 // interval has passed, and moves the offsets down by what it removed.
 func (f *follower) cut() {
-	removed := f.cuts.cut(f.cur.info, f.emit.emitted)
+	removed, ok := f.cuts.cut(f.cur.info, f.emit.emitted)
+	if !ok {
+		return
+	}
+	// The rotator may have blanked the fragment of an archived line left at the
+	// head, below our offset: the head we know the file by is what is there now.
+	f.cur.head = readHead(f.cur.File)
 	if removed <= 0 {
 		return
 	}
@@ -204,7 +210,6 @@ func (f *follower) cut() {
 	if _, err := f.cur.Seek(f.pos.off, io.SeekStart); err != nil {
 		f.cfg.Log.Error("cannot seek after rotation", "path", f.path, "err", err)
 	}
-	f.cur.head = readHead(f.cur.File)
 	f.cp.forget() // the old checkpoint points into bytes that are gone
 	f.saveNow()
 }
@@ -296,7 +301,7 @@ func (f *follower) check() change {
 	if f.pins.count() > 0 {
 		return replaced
 	}
-	if f.pos.truncated(f.cur.File, info.Size()) {
+	if f.pos.truncated(f.cur.File, info.Size(), f.cur.head) {
 		return truncated
 	}
 	return unchanged
@@ -310,6 +315,7 @@ func (f *follower) readToEOF() (int64, error) {
 		n, err := f.lr.Fill(f.cur)
 		if n > 0 {
 			total += int64(n)
+			f.cur.grow(f.pos.off, f.lr.Recent(n))
 			f.pos.advance(f.lr.Recent(n))
 			if err := f.emit.lines(f.lr); err != nil {
 				return total, err

@@ -2,6 +2,7 @@ package tailer
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -109,20 +110,44 @@ func write(t *testing.T, path, s string, flag int) {
 // A truncated file is read again from its start: one smaller than our offset, and
 // one truncated and refilled past our offset between two looks, which has the same
 // identity and is no smaller: only the bytes before our offset tell.
+//
+// Lines that differ only in a counter (fixed-length, as a load generator or a
+// metrics logger writes them) must not fool it: the 32 bytes before the offset
+// were the same in the old file and the refilled one, and the refill was lost.
 func TestFollowTruncated(t *testing.T) {
-	for _, c := range []struct{ name, refill string }{
-		{"smaller", "n\n"},
-		{"refilled past the offset", "new 1 is longer\nnew 2\n"},
+	header := counted("# app v1", 0)
+	for _, c := range []struct{ name, old, refill string }{
+		{"smaller", "old 1\nold 2\n", "n\n"},
+		{"refilled past the offset", "old 1\nold 2\n", "new 1 is longer\nnew 2\n"},
+		// The head tells: the refill goes on counting.
+		{"refilled with counted lines", countedLines(0, 50), countedLines(50, 150)},
+		// The head is the same header; the lines before the offset tell.
+		{"refilled under the same header", header + countedLines(0, 49), header + countedLines(100, 199)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "app.log")
-			write(t, path, "old 1\nold 2\n", os.O_APPEND)
+			write(t, path, c.old, os.O_APPEND)
 			s := startStepped(t, path, Config{})
-			s.waitFor(t, "old 1\nold 2\n")
+			s.waitFor(t, c.old)
 			write(t, path, c.refill, os.O_TRUNC)
-			s.waitFor(t, "old 1\nold 2\n"+c.refill)
+			s.waitFor(t, c.old+c.refill)
 		})
 	}
+}
+
+// counted returns a 100-byte line: text, a counter, and a filler that is the same
+// on every line.
+func counted(text string, n int) string {
+	line := fmt.Sprintf("%s %08d ", text, n)
+	return line + strings.Repeat("x", 99-len(line)) + "\n"
+}
+
+func countedLines(from, to int) string {
+	var b strings.Builder
+	for i := from; i < to; i++ {
+		b.WriteString(counted("line", i))
+	}
+	return b.String()
 }
 
 // A rename rotation drains the old file, including writes made through the old

@@ -26,6 +26,30 @@ func readHead(file *os.File) head { return fileid.ReadAt(file, 0, headLen) }
 // of reports whether now, a file's current head, is still this one.
 func (h head) of(now head) bool { return bytes.HasPrefix(now, h) }
 
+// in reports whether file still starts with h. A hole punched over the start (what
+// rotation frees on tmpfs) is no change: only the bytes of h after it must match.
+func (h head) in(file *os.File) bool {
+	now := readHead(file)
+	if h.of(now) {
+		return true
+	}
+	d := fileid.DataStart(file, 0)
+	if d >= int64(len(h)) {
+		return d > 0 // all of it punched, unless the file is simply shorter
+	}
+	return d > 0 && int64(len(now)) >= int64(len(h)) && bytes.Equal(now[d:len(h)], h[d:])
+}
+
+// grow extends a head shorter than headLen with p, the bytes read at off: a file
+// opened nearly empty gets the head it is known by as it fills.
+func (o *openFile) grow(off int64, p []byte) {
+	n := int64(len(o.head))
+	if n >= headLen || off > n || off+int64(len(p)) <= n {
+		return
+	}
+	o.head = append(o.head, p[n-off:min(headLen, off+int64(len(p)))-off]...)
+}
+
 // openFile is a file we hold open and have claimed in the registry.
 type openFile struct {
 	*os.File

@@ -11,8 +11,10 @@ import (
 )
 
 // markLen bytes just before the offset tell a file truncated and refilled past our
-// offset (copytruncate while we slept) from one that only grew.
-const markLen = 32
+// offset (copytruncate while we slept) from one that only grew. They span whole
+// lines of up to about 1 KiB, so lines that differ only in a counter or a time do
+// not look alike; a refill byte-identical to what was read cannot be told.
+const markLen = 1 << 10
 
 // position is where reading stands in the open file: the offset of the next byte to
 // read, and the mark, the last bytes read before it, which must still be there for
@@ -48,11 +50,12 @@ func (p *position) moveDown(file *os.File, n int64) {
 	p.at(file, p.off-n)
 }
 
-// truncated reports whether file, of the given size, no longer holds what we read:
-// it is smaller than our offset, or the bytes before the offset changed (truncated
-// and refilled past it while we were not looking).
-func (p *position) truncated(file *os.File, size int64) bool {
-	if size < p.off {
+// truncated reports whether file, of the given size and known by its head h, no
+// longer holds what we read: it is smaller than our offset, or its head or the
+// bytes before the offset changed (truncated and refilled past it while we were
+// not looking).
+func (p *position) truncated(file *os.File, size int64, h head) bool {
+	if size < p.off || !h.in(file) {
 		return true
 	}
 	if len(p.mark) == 0 {
