@@ -257,7 +257,11 @@ func (c *TailCmd) Run(ctx context.Context, s streams) error {
 	var cps *tailer.Checkpoints
 	if c.StateDir != "" {
 		var err error
-		if cps, err = tailer.OpenCheckpoints(c.StateDir); err != nil {
+		cps, err = tailer.OpenCheckpoints(c.StateDir)
+		switch {
+		case errors.Is(err, tailer.ErrCheckpointsReadOnly):
+			log.Warn("checkpoints read-only: a restart resumes from them but repeats what follows", "err", err)
+		case err != nil:
 			log.Warn("checkpoints off: a restart will repeat lines", "err", err)
 		}
 	}

@@ -13,6 +13,7 @@ type emitter struct {
 	enc     *encoder
 	buf     []byte
 	emitted int64
+	cp      *checkpointer // told after every write; nil: checkpoints off
 
 	// rec joins lines into multiline records; nil when lines go out one by one.
 	rec      *recorder
@@ -20,8 +21,8 @@ type emitter struct {
 	timeout  time.Duration
 }
 
-func newEmitter(cfg *Config, out *Output, tag, path string) *emitter {
-	e := &emitter{out: out, enc: newEncoder(cfg.Format, tag, path)}
+func newEmitter(cfg *Config, out *Output, cp *checkpointer, tag, path string) *emitter {
+	e := &emitter{out: out, cp: cp, enc: newEncoder(cfg.Format, tag, path)}
 	if re := cfg.Multiline.pattern(tag); re != nil {
 		e.rec = &recorder{start: re, max: cfg.Multiline.MaxRecord}
 		e.timeout = cfg.Multiline.Timeout
@@ -40,12 +41,15 @@ func (e *emitter) maxLine(maxLine int) int {
 	return maxLine
 }
 
-// write sends p, the encoding of the next n bytes of the file, as one write.
+// write sends p, the encoding of the next n bytes of the file, as one write, and
+// records how far the output got: killed right after, a restart repeats nothing;
+// killed during the write, it repeats this write at most.
 func (e *emitter) write(p []byte, n int) error {
 	if err := e.out.write(p); err != nil {
 		return err
 	}
 	e.emitted += int64(n)
+	e.cp.wrote(e.emitted)
 	return nil
 }
 

@@ -146,7 +146,7 @@ func (f *follower) use(o *openFile) {
 	f.wait.watch(f.path) // a link may point into another folder now
 	f.pos.at(o.File, o.start)
 	f.emit.emitted = o.start
-	f.saveNow()
+	f.save()
 }
 
 // follow relays the current file until it is replaced or gone (and drained), or ctx
@@ -171,7 +171,6 @@ func (f *follower) follow(ctx context.Context) (change, error) {
 					return c, err
 				}
 			}
-			f.saveNow()
 			// Bytes written after our last read raise an event, which is pending
 			// by now: wait returns at once for them.
 			f.wait.wait(ctx, f.emit.recordExpiry(), f.cuts.C())
@@ -210,8 +209,7 @@ func (f *follower) cut() {
 	if _, err := f.cur.Seek(f.pos.off, io.SeekStart); err != nil {
 		f.cfg.Log.Error("cannot seek after rotation", "path", f.path, "err", err)
 	}
-	f.cp.forget() // the old checkpoint points into bytes that are gone
-	f.saveNow()
+	f.save() // the last one points into bytes that are gone
 }
 
 // shutdown reads what was written before the signal: the current file to EOF, from
@@ -233,11 +231,7 @@ func (f *follower) shutdown() (change, error) {
 	} else {
 		c = unchanged
 	}
-	err := f.emit.held(f.lr.Held())
-	if err == nil {
-		f.saveNow()
-	}
-	return c, err
+	return c, f.emit.held(f.lr.Held())
 }
 
 // restart goes back to offset 0 of a truncated file.
@@ -251,6 +245,7 @@ func (f *follower) restart() error {
 	f.pos.at(f.cur.File, 0)
 	f.emit.emitted = 0
 	f.cur.head = readHead(f.cur.File)
+	f.save()
 	return nil
 }
 
@@ -320,7 +315,6 @@ func (f *follower) readToEOF() (int64, error) {
 			if err := f.emit.lines(f.lr); err != nil {
 				return total, err
 			}
-			f.saveIfDue()
 		}
 		if err != nil || n == 0 {
 			if err != nil && err != io.EOF {
@@ -331,16 +325,10 @@ func (f *follower) readToEOF() (int64, error) {
 	}
 }
 
-// saveNow saves how far the output got in the current file, if that changed.
-func (f *follower) saveNow() {
+// save records the file being read and how far its output got, with the files
+// pinned behind it: after a switch, a truncation or a cut.
+func (f *follower) save() {
 	if f.cp != nil {
-		f.cp.saveNow(pointOf(f.cur, f.emit.emitted), f.pins)
-	}
-}
-
-// saveIfDue saves it while catching up, every saveBytes.
-func (f *follower) saveIfDue() {
-	if f.cp != nil {
-		f.cp.saveIfDue(pointOf(f.cur, f.emit.emitted), f.pins)
+		f.cp.save(pointOf(f.cur, f.emit.emitted), f.pins)
 	}
 }

@@ -147,12 +147,12 @@ type tailer struct {
 
 // follower returns the follower of one path.
 func (t *tailer) follower(path, tag string, opts followOpts) *follower {
+	cp := newCheckpointer(t.cfg.Checkpoints, path, t.cfg.Log)
 	return &follower{
-		path: path, cfg: t.cfg, files: t.files, opts: opts,
+		path: path, cfg: t.cfg, files: t.files, opts: opts, cp: cp,
 		wait: waker{idle: t.idle},
 		pins: &pinner{path: path, files: t.files, log: t.cfg.Log},
-		cp:   newCheckpointer(t.cfg.Checkpoints, path, t.cfg.Log),
 		cuts: newCutter(t.cfg, path, opts.globbed),
-		emit: newEmitter(t.cfg, t.out, tag, path),
+		emit: newEmitter(t.cfg, t.out, cp, tag, path),
 	}
 }
