@@ -337,20 +337,21 @@ func (e *podman) importDir(t *testing.T, dir, image string, changes ...string) {
 // steps whose failure leaves the rest worth checking (clean-ups, one example).
 func (e *podman) podman(t *testing.T, args ...string) string {
 	t.Helper()
-	out, err := e.exec(args...)
-	if err != nil {
-		t.Error(err)
-	}
-	return out
+	return e.check(t, t.Error, args)
 }
 
 // must runs a podman command every later step needs (the image build): a failure
 // ends the test with that step's error alone, not one failure per example.
 func (e *podman) must(t *testing.T, args ...string) string {
 	t.Helper()
+	return e.check(t, t.Fatal, args)
+}
+
+func (e *podman) check(t *testing.T, fail func(...any), args []string) string {
+	t.Helper()
 	out, err := e.exec(args...)
 	if err != nil {
-		t.Fatal(err)
+		fail(err)
 	}
 	return out
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/alecthomas/kong"
 	"github.com/sidetail/sidetail/rotate"
+	"github.com/sidetail/sidetail/tailer"
 )
 
 // RotateCmd keeps files bounded on their volume, on its own.
@@ -82,7 +83,7 @@ func (l Limits) config(flag string, paths []string) (rotate.Config, error) {
 	}
 	targets := map[string]string{}
 	for _, p := range paths {
-		if strings.ContainsAny(p, "*?[") {
+		if tailer.IsGlob(p) {
 			return cfg, fmt.Errorf("path %q: rotation needs the file's own name, not a glob", p)
 		}
 		if info, err := os.Lstat(p); err == nil {

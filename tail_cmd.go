@@ -43,8 +43,18 @@ type TailCmd struct {
 	multiline *tailer.Multiline
 }
 
-// Validate checks what kong cannot: paths, globs, the prefix template.
+// Validate checks what kong cannot, one subject at a time.
 func (c *TailCmd) Validate() error {
+	for _, check := range []func() error{c.checkOutput, c.checkTiming, c.checkSources, c.checkMultiline, c.checkRotate, c.checkStateDir} {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkOutput checks the output format, prefix template and line size.
+func (c *TailCmd) checkOutput() error {
 	tmpl := c.Prefix
 	if c.Timestamps && c.Format == "raw" {
 		tmpl = "{time} " + tmpl
@@ -60,12 +70,21 @@ func (c *TailCmd) Validate() error {
 	if c.MaxLine < 1 {
 		return errors.New("--max-line: must be at least 1 byte, e.g. 1Mi")
 	}
+	return nil
+}
+
+func (c *TailCmd) checkTiming() error {
 	if c.PollInterval <= 0 {
 		return errors.New("--poll-interval: must be positive, e.g. 250ms")
 	}
 	if c.DrainTimeout < 0 || c.Settle < 0 {
 		return errors.New("--drain-timeout and --settle: must not be negative")
 	}
+	return nil
+}
+
+// checkSources parses the PATH arguments, from the command line or SIDETAIL_PATHS.
+func (c *TailCmd) checkSources() error {
 	// kong hands a positional its environment variable as one value; a list of paths
 	// in SIDETAIL_PATHS is comma-separated, as the help says.
 	c.Paths = envList("SIDETAIL_PATHS", ",", c.Paths)
@@ -80,25 +99,38 @@ func (c *TailCmd) Validate() error {
 		}
 		c.sources = append(c.sources, src)
 	}
-	if c.multiline, err = c.parseMultiline(); err != nil {
-		return err
-	}
+	return nil
+}
+
+func (c *TailCmd) checkMultiline() (err error) {
+	c.multiline, err = c.parseMultiline()
+	return err
+}
+
+// checkRotate builds the rotation config when --rotate-max-size turns it on.
+func (c *TailCmd) checkRotate() error {
 	c.rotate = nil
 	if r := c.Rotate; r.MaxSize == 0 && (r.MaxFiles != 5 || r.MaxAge != 0 || r.Compress || r.CheckInterval != time.Second ||
 		r.ArchiveDir != "" || r.Method != "auto" || r.FollowSymlinks) {
 		return errors.New("--rotate-*: rotation is off until --rotate-max-size is set, e.g. --rotate-max-size=10Mi")
 	}
-	if c.Rotate.MaxSize != 0 {
-		paths := make([]string, len(c.sources))
-		for i, s := range c.sources {
-			paths[i] = s.Path
-		}
-		cfg, err := c.Rotate.config("--rotate-", paths)
-		if err != nil {
-			return err
-		}
-		c.rotate = &cfg
+	if c.Rotate.MaxSize == 0 {
+		return nil
 	}
+	paths := make([]string, len(c.sources))
+	for i, s := range c.sources {
+		paths[i] = s.Path
+	}
+	cfg, err := c.Rotate.config("--rotate-", paths)
+	if err != nil {
+		return err
+	}
+	c.rotate = &cfg
+	return nil
+}
+
+// checkStateDir places the checkpoints: auto is beside the first file.
+func (c *TailCmd) checkStateDir() error {
 	if c.StateDir == "auto" {
 		c.StateDir = filepath.Join(staticDir(c.sources[0].Path), ".sidetail")
 	}
@@ -174,7 +206,7 @@ func tagName(tag string) string {
 // staticDir is the directory of path up to its first glob metacharacter.
 func staticDir(path string) string {
 	dir := filepath.Dir(path)
-	for strings.ContainsAny(dir, "*?[") {
+	for tailer.IsGlob(dir) {
 		dir = filepath.Dir(dir)
 	}
 	return dir
@@ -225,7 +257,11 @@ func (c *TailCmd) Run(ctx context.Context, s streams) error {
 	var cps *tailer.Checkpoints
 	if c.StateDir != "" {
 		var err error
-		if cps, err = tailer.OpenCheckpoints(c.StateDir); err != nil {
+		cps, err = tailer.OpenCheckpoints(c.StateDir)
+		switch {
+		case errors.Is(err, tailer.ErrCheckpointsReadOnly):
+			log.Warn("checkpoints read-only: a restart resumes from them but repeats what follows", "err", err)
+		case err != nil:
 			log.Warn("checkpoints off: a restart will repeat lines", "err", err)
 		}
 	}

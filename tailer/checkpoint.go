@@ -1,103 +1,57 @@
 package tailer
 
 import (
-	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
-	"time"
+
+	"github.com/sidetail/sidetail/internal/fileid"
 )
-
-// When checkpoints are written. A follower hands its position to its saver whenever
-// it has caught up with its file, switches files, and while catching up every
-// saveBytes; the saver writes the newest position at most once per saveGap. A save
-// (create, write, rename) costs about 1 ms of CPU on this project's ext4 test
-// machine, so saves counted in bytes cost a catch-up at 2 GB/s 5% at 32 MiB and 11%
-// at 8 MiB; counted in time they cost 1% at any speed. After SIGKILL, what is
-// written again is at most the last saveGap of output, or saveBytes if more.
-const (
-	saveBytes = 1 << 20
-	saveGap   = 100 * time.Millisecond
-)
-
-// saver runs a follower's checkpoint writes on a goroutine of their own, so the
-// reader never waits for a write and a rename; when saves come faster than the disk
-// takes them, only the newest is written.
-type saver struct {
-	mu   sync.Mutex
-	next func()
-	wake chan struct{}
-}
-
-// put replaces the pending write with op.
-func (s *saver) put(op func()) {
-	s.mu.Lock()
-	s.next = op
-	s.mu.Unlock()
-	notify(s.wake)
-}
-
-// run does the pending write on each wakeup, at most once per saveGap, and the
-// last one at once when done is closed.
-func (s *saver) run(done <-chan struct{}) {
-	gap := time.NewTimer(0)
-	defer gap.Stop()
-	for {
-		select {
-		case <-s.wake:
-		case <-done:
-			s.do()
-			return
-		}
-		select {
-		case <-gap.C:
-		case <-done:
-			s.do()
-			return
-		}
-		s.do()
-		gap.Reset(saveGap)
-	}
-}
-
-func (s *saver) do() {
-	s.mu.Lock()
-	op := s.next
-	s.next = nil
-	s.mu.Unlock()
-	if op != nil {
-		op()
-	}
-}
 
 // Checkpoints keeps, per followed path, which files were being read and how far
 // their lines reached stdout, so a restarted sidecar neither repeats nor skips
 // lines. It lives on the shared volume, beside the logs, to outlive the container.
+//
+// Each path has two files: NAME.json, the files being read (identity, head, the
+// files pinned behind) with a generation number, written whole (temp + rename) when
+// the file being read changes, is truncated or cut; and NAME.pos, one 8-byte word,
+// the generation and the offset the output reached, written in place after every
+// write to stdout. Both outlive a SIGKILL in the page cache without fsync, so a
+// restart repeats at most the last output write; a node crash is not covered.
 type Checkpoints struct {
-	dir string
+	dir      string
+	readOnly bool // checkpoints are read at start-up, never saved
 }
+
+// ErrCheckpointsReadOnly is returned with a usable *Checkpoints when the state dir
+// exists but cannot be written: a restart still resumes from what it holds.
+var ErrCheckpointsReadOnly = errors.New("state dir not writable: resuming from its checkpoints, saving none")
 
 // OpenCheckpoints uses dir (creating it) for checkpoints, after checking it can be
 // written.
 func OpenCheckpoints(dir string) (*Checkpoints, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create state dir %s: %w", dir, err)
-	}
+	mkErr := os.MkdirAll(dir, 0o755)
 	probe, err := os.CreateTemp(dir, ".probe-*")
-	if err != nil {
-		return nil, fmt.Errorf("write state dir %s: %w", dir, err)
+	if err == nil {
+		probe.Close()
+		os.Remove(probe.Name())
+		return &Checkpoints{dir: dir}, nil
 	}
-	probe.Close()
-	os.Remove(probe.Name())
-	return &Checkpoints{dir: dir}, nil
+	if info, serr := os.Stat(dir); serr == nil && info.IsDir() {
+		return &Checkpoints{dir: dir, readOnly: true}, fmt.Errorf("%w: %s: %v", ErrCheckpointsReadOnly, dir, err)
+	}
+	if mkErr != nil {
+		return nil, fmt.Errorf("create state dir %s: %w", dir, mkErr)
+	}
+	return nil, fmt.Errorf("write state dir %s: %w", dir, err)
 }
 
 // checkpoint is what is saved for one path: the file being read, then the files
@@ -105,6 +59,10 @@ func OpenCheckpoints(dir string) (*Checkpoints, error) {
 type checkpoint struct {
 	Path  string      `json:"path"`
 	Files []filePoint `json:"files"`
+	// Gen numbers the saves of a path: NAME.pos holds the offset in Files[0] only
+	// while its generation is this one. Absent in checkpoints of sidetail before
+	// NAME.pos, which then have no NAME.pos either.
+	Gen uint16 `json:"gen,omitempty"`
 }
 
 // filePoint identifies a file (never by name alone: it may have been renamed since)
@@ -117,21 +75,30 @@ type filePoint struct {
 	Offset int64  `json:"offset"`
 }
 
-func (p filePoint) key() fileKey { return fileKey{dev: p.Dev, ino: p.Ino, born: p.Born} }
+func pointOf(o *openFile, off int64) filePoint {
+	return filePoint{Dev: o.key.Dev, Ino: o.key.Ino, Born: o.key.Born, Head: o.head, Offset: off}
+}
+
+func (p filePoint) key() fileid.Key { return fileid.Key{Dev: p.Dev, Ino: p.Ino, Born: p.Born} }
 
 // matches reports whether the open file is the one p describes, unchanged up to p's
 // offset as far as its head and size tell.
 func (p filePoint) matches(o *openFile) bool {
-	return o.key == p.key() && o.info.Size() >= p.Offset &&
-		len(o.head) >= len(p.Head) && bytes.Equal(o.head[:len(p.Head)], p.Head)
+	return o.key == p.key() && o.info.Size() >= p.Offset && head(p.Head).of(o.head)
 }
 
-func (c *Checkpoints) file(path string) string {
+func (c *Checkpoints) file(path string) string { return c.name(path) + ".json" }
+
+// posFile holds the word of path's offset.
+func (c *Checkpoints) posFile(path string) string { return c.name(path) + ".pos" }
+
+func (c *Checkpoints) name(path string) string {
 	sum := sha256.Sum256([]byte(path))
-	return filepath.Join(c.dir, hex.EncodeToString(sum[:8])+".json")
+	return filepath.Join(c.dir, hex.EncodeToString(sum[:8]))
 }
 
-// load returns the checkpoint of path; found is false when there is none.
+// load returns the checkpoint of path, with the offset NAME.pos holds for its
+// generation; found is false when there is none.
 func (c *Checkpoints) load(path string) (cp checkpoint, found bool, err error) {
 	data, err := os.ReadFile(c.file(path))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -143,7 +110,20 @@ func (c *Checkpoints) load(path string) (cp checkpoint, found bool, err error) {
 	if err := json.Unmarshal(data, &cp); err != nil || cp.Path != path || len(cp.Files) == 0 {
 		return cp, false, fmt.Errorf("corrupt checkpoint %s", c.file(path))
 	}
+	if word, err := os.ReadFile(c.posFile(path)); err == nil && len(word) == 8 {
+		if gen, off := unpackPos(binary.LittleEndian.Uint64(word)); gen == cp.Gen {
+			cp.Files[0].Offset = off
+		}
+	}
 	return cp, true, nil
+}
+
+// The word in NAME.pos: the generation in the top 16 bits, the offset below (up
+// to 256 TiB), so one 8-byte write replaces both at once.
+func packPos(gen uint16, off int64) uint64 { return uint64(gen)<<48 | uint64(off)&(1<<48-1) }
+
+func unpackPos(word uint64) (gen uint16, off int64) {
+	return uint16(word >> 48), int64(word & (1<<48 - 1))
 }
 
 // save writes cp atomically: a crash leaves the old checkpoint or the new one.
@@ -163,11 +143,17 @@ func (c *Checkpoints) save(cp checkpoint) error {
 	return nil
 }
 
-func (c *Checkpoints) remove(path string) { os.Remove(c.file(path)) }
+func (c *Checkpoints) remove(path string) {
+	os.Remove(c.file(path))
+	os.Remove(c.posFile(path))
+}
 
 // prune removes the checkpoints of paths that are not followed any more and no
 // longer exist.
 func (c *Checkpoints) prune(sources []Source) {
+	if c.readOnly {
+		return
+	}
 	entries, err := os.ReadDir(c.dir)
 	if err != nil {
 		return
@@ -184,7 +170,7 @@ func (c *Checkpoints) prune(sources []Source) {
 		if _, err := os.Stat(cp.Path); err == nil || followed(sources, cp.Path) {
 			continue
 		}
-		os.Remove(filepath.Join(c.dir, e.Name()))
+		c.remove(cp.Path)
 	}
 }
 
@@ -200,21 +186,130 @@ func followed(sources []Source, path string) bool {
 	return false
 }
 
-// findSibling looks in dir for the file p describes, under any name: a file
-// rotated while sidetail was down (app.log is now app.log.1).
-func findSibling(dir string, p filePoint) string {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return ""
+// checkpointer owns one path's checkpoints: it finds where to resume at start-up,
+// saves the files being read when they change, and records after every output
+// write how far it reached. A nil checkpointer (checkpoints off) does nothing.
+type checkpointer struct {
+	cps     *Checkpoints
+	path    string
+	log     *slog.Logger
+	gen     uint16
+	pos     *os.File // NAME.pos, open for the writes after each output write
+	word    [8]byte
+	warned  bool // a failed save was reported
+	resumed bool // the checkpoint was looked at: only the first file opened resumes
+}
+
+func newCheckpointer(cps *Checkpoints, path string, log *slog.Logger) *checkpointer {
+	if cps == nil {
+		return nil
 	}
-	for _, e := range entries {
-		info, err := e.Info()
-		if err != nil || !info.Mode().IsRegular() {
+	return &checkpointer{cps: cps, path: path, log: log}
+}
+
+// start opens NAME.pos until the returned stop is called.
+func (c *checkpointer) start() (stop func()) {
+	if c == nil || c.cps.readOnly {
+		return func() {}
+	}
+	pos, err := os.OpenFile(c.cps.posFile(c.path), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		c.warn(err)
+		return func() {}
+	}
+	c.pos = pos
+	return func() { pos.Close() }
+}
+
+// save records cur, the file being read and how far its output got, with the files
+// pinned behind it, as a new generation. It is called when the file being read
+// changes, is truncated or cut: rarely, so it is done at once, on the follower's
+// goroutine, and a restart finds exactly this.
+func (c *checkpointer) save(cur filePoint, pins *pinner) {
+	if c == nil || c.pos == nil {
+		return
+	}
+	c.gen++
+	cp := checkpoint{Path: c.path, Files: append([]filePoint{cur}, pins.points()...), Gen: c.gen}
+	if err := c.cps.save(cp); err != nil {
+		c.warn(err)
+		return
+	}
+	c.wrote(cur.Offset)
+}
+
+// wrote records that the output reached off in the file being read: one 8-byte
+// write in place, after every write to stdout.
+func (c *checkpointer) wrote(off int64) {
+	if c == nil || c.pos == nil {
+		return
+	}
+	binary.LittleEndian.PutUint64(c.word[:], packPos(c.gen, off))
+	if _, err := c.pos.WriteAt(c.word[:], 0); err != nil {
+		c.warn(err)
+	}
+}
+
+func (c *checkpointer) warn(err error) {
+	if !c.warned {
+		c.warned = true
+		c.log.Warn("cannot save checkpoint", "path", c.path, "err", err)
+	}
+}
+
+// remove drops the checkpoint of a globbed file that is gone and drained.
+func (c *checkpointer) remove() {
+	if c != nil && !c.cps.readOnly {
+		c.cps.remove(c.path)
+	}
+}
+
+// resume returns the files to read, oldest first, given o, the file at the path
+// now: where the checkpoint says reading stopped, possibly in a file rotated to
+// another name while we were down, then every file after it. Without a usable
+// checkpoint it is just o.
+func (c *checkpointer) resume(o *openFile, files *registry) []*openFile {
+	if c == nil || c.resumed {
+		return []*openFile{o}
+	}
+	c.resumed = true
+	cp, found, err := c.cps.load(c.path)
+	if err != nil {
+		c.log.Warn("ignoring checkpoint, reading from the head", "path", c.path, "err", err)
+		o.start = 0
+		return []*openFile{o}
+	}
+	if !found {
+		return []*openFile{o}
+	}
+	c.gen = cp.Gen
+	var chain []*openFile
+	for _, p := range cp.Files {
+		got := o
+		if !p.matches(o) {
+			got = findFile(files, filepath.Dir(c.path), p)
+		}
+		if target := filepath.Dir(resolved(c.path)); got == nil && target != filepath.Dir(c.path) {
+			got = findFile(files, target, p)
+		}
+		if got == nil {
+			c.log.Warn("checkpointed file is gone or changed, skipping it", "path", c.path, "inode", p.Ino)
 			continue
 		}
-		if st, ok := info.Sys().(*syscall.Stat_t); ok && st.Ino == p.Ino && uint64(st.Dev) == p.Dev {
-			return filepath.Join(dir, e.Name())
+		got.start = p.Offset
+		chain = append(chain, got)
+		if got == o {
+			return chain
 		}
 	}
-	return ""
+	o.start = 0
+	if len(chain) == 0 {
+		c.log.Warn("checkpoint matches no file, reading from the head", "path", c.path)
+		return []*openFile{o}
+	}
+	c.log.Info("resuming in a file rotated while stopped", "path", c.path, "file", chain[0].Name())
+	// Files rotated in and out while we were down, and not yet checkpointed as
+	// pinned, come between the last checkpointed file and the path's file.
+	chain = append(chain, rotatedBetween(files, resolved(c.path), chain[len(chain)-1].key, o.key)...)
+	return append(chain, o)
 }

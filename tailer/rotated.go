@@ -8,61 +8,104 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sidetail/sidetail/internal/fileid"
 	"golang.org/x/sys/unix"
 )
 
-// rotatedBetween opens the files that took the path after the file with key after
-// and before the one with key before, but that we never saw there: they were
-// rotated away while we were not looking (stopped, CPU-throttled, or behind on
-// events while rotations came every few milliseconds). They are found among the
-// path's siblings by name, as rotation tools name them, and by birth time; oldest
-// first. Without birth times (a filesystem without them) nothing is found.
+// resolved returns the file a path names, through symbolic links: files rotated
+// away from a link's target are found beside the target, under its name.
+func resolved(path string) string {
+	if target, err := filepath.EvalSymlinks(path); err == nil {
+		return target
+	}
+	return path
+}
+
+// findFile opens the file p describes among the siblings in dir, under any name: a
+// file rotated while sidetail was down (app.log is now app.log.1). It returns nil
+// when none is that file, unchanged up to p's offset.
+func findFile(files *registry, dir string, p filePoint) *openFile {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil || !info.Mode().IsRegular() || fileid.Inode(info) != (fileid.Key{Dev: p.Dev, Ino: p.Ino}) {
+			continue
+		}
+		o, err := files.open(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil
+		}
+		if !p.matches(o) {
+			files.close(o, o.start)
+			return nil
+		}
+		return o
+	}
+	return nil
+}
+
+// rotatedBetween opens the files that took path after the file with key after and
+// before the one with key before, but that we never saw there: they were rotated
+// away while we were not looking (stopped, CPU-throttled, or behind on events while
+// rotations came every few milliseconds). They are found among the path's siblings
+// by name, as rotation tools name them, and by birth time; oldest first. Without
+// birth times (a filesystem without them) nothing is found.
 //
 // Birth times come from a coarse clock (one tick, a few milliseconds), so files
 // born in the same tick as after or before count too. One already read is harmless:
 // the registry knows where we left it, at its end.
-func (f *follower) rotatedBetween(after, before fileKey) []*openFile {
-	if after.born == 0 || before.born == 0 || before.born < after.born {
+func rotatedBetween(files *registry, path string, after, before fileid.Key) []*openFile {
+	if after.Born == 0 || before.Born == 0 || before.Born < after.Born {
 		return nil
 	}
-	dir, base := filepath.Split(f.path)
+	dir, base := filepath.Split(path)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil
 	}
 	var found []*openFile
 	for _, e := range entries {
-		name := filepath.Join(dir, e.Name())
 		if !e.Type().IsRegular() || !rotatedName(base, e.Name()) {
 			continue
 		}
-		// A stat by name first: opening every archive in the directory would cost
-		// more, and claim them in the registry for nothing.
-		var stx unix.Statx_t
-		if unix.Statx(unix.AT_FDCWD, name, 0, unix.STATX_BTIME, &stx) != nil || stx.Mask&unix.STATX_BTIME == 0 {
-			continue
+		if o := openBornBetween(files, filepath.Join(dir, e.Name()), after, before); o != nil {
+			found = append(found, o)
 		}
-		born := stx.Btime.Sec*1e9 + int64(stx.Btime.Nsec)
-		if born < after.born || born > before.born {
-			continue
-		}
-		o, err := f.openName(name)
-		if err != nil {
-			continue
-		}
-		if o.key == after || o.key == before || o.key.born != born || o.key.dev != after.dev {
-			f.release(o, o.start)
-			continue
-		}
-		found = append(found, o)
 	}
 	slices.SortFunc(found, func(a, b *openFile) int {
-		if c := cmp.Compare(a.key.born, b.key.born); c != 0 {
+		if c := cmp.Compare(a.key.Born, b.key.Born); c != 0 {
 			return c
 		}
 		return olderName(base, filepath.Base(a.Name()), filepath.Base(b.Name()))
 	})
 	return found
+}
+
+// openBornBetween opens and claims the file at name if it was born between the
+// files after and before, on the same device, and is neither of them.
+func openBornBetween(files *registry, name string, after, before fileid.Key) *openFile {
+	// A stat by name first: opening every archive in the directory would cost more,
+	// and claim them in the registry for nothing.
+	var stx unix.Statx_t
+	if unix.Statx(unix.AT_FDCWD, name, 0, unix.STATX_BTIME, &stx) != nil || stx.Mask&unix.STATX_BTIME == 0 {
+		return nil
+	}
+	born := stx.Btime.Sec*1e9 + int64(stx.Btime.Nsec)
+	if born < after.Born || born > before.Born {
+		return nil
+	}
+	o, err := files.open(name)
+	if err != nil {
+		return nil
+	}
+	if o.key == after || o.key == before || o.key.Born != born || o.key.Dev != after.Dev {
+		files.close(o, o.start)
+		return nil
+	}
+	return o
 }
 
 // olderName orders two rotated names, older first, for files born in the same clock

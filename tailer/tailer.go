@@ -1,21 +1,17 @@
 package tailer
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Config holds what every follower shares.
@@ -47,11 +43,11 @@ type Source struct {
 	Path string
 }
 
-// IsGlob reports whether the path has glob metacharacters.
-func (s Source) IsGlob() bool { return strings.ContainsAny(s.Path, "*?[") }
+// IsGlob reports whether the source's path has glob metacharacters.
+func (s Source) IsGlob() bool { return IsGlob(s.Path) }
 
-// globRescan is how often globs are matched again even without a wakeup.
-const globRescan = time.Second
+// IsGlob reports whether path has glob metacharacters (those of filepath.Match).
+func IsGlob(path string) bool { return strings.ContainsAny(path, "*?[") }
 
 // Output is the one writer every follower shares. Each write is one segment of whole
 // lines, written under the lock in full, so lines of different files never interleave.
@@ -90,7 +86,11 @@ func Run(ctx context.Context, cfg Config, sources []Source, out *Output) error {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	watchCtx, stopWatch := context.WithCancel(context.Background())
-	w := NewWatcher(cfg.Log, cfg.Poll)
+	mode := inotifyWhereItWorks
+	if cfg.Poll {
+		mode = pollOnly
+	}
+	w := newWatcher(cfg.Log, mode, cfg.PollInterval)
 	var watchDone sync.WaitGroup
 	watchDone.Go(func() { w.Run(watchCtx) })
 	defer func() {
@@ -123,7 +123,7 @@ func Run(ctx context.Context, cfg Config, sources []Source, out *Output) error {
 		if tag == "" {
 			tag = DefaultTag(src.Path)
 		}
-		wg.Go(func() { fail(t.follower(src.Path, tag, cfg.FromTail, false).run(ctx, w)) })
+		wg.Go(func() { fail(t.follower(src.Path, tag, followOpts{fromTail: cfg.FromTail}).run(ctx, w)) })
 	}
 	wg.Wait()
 	return failed
@@ -136,168 +136,23 @@ func DefaultTag(path string) string {
 	return strings.TrimSuffix(base, filepath.Ext(base))
 }
 
+// tailer is what the followers of one Run share.
 type tailer struct {
 	cfg     *Config
 	out     *Output
 	files   *registry
-	watcher *Watcher
+	watcher *watcher
+	idle    func() // tests: called each time a follower is about to wait
 }
 
-func (t *tailer) follower(path, tag string, fromTail, globbed bool) *follower {
-	f := &follower{
-		path: path, tag: tag, cfg: t.cfg, out: t.out, files: t.files,
-		log: t.cfg.Log, fromTail: fromTail, globbed: globbed, cps: t.cfg.Checkpoints,
+// follower returns the follower of one path.
+func (t *tailer) follower(path, tag string, opts followOpts) *follower {
+	cp := newCheckpointer(t.cfg.Checkpoints, path, t.cfg.Log)
+	return &follower{
+		path: path, cfg: t.cfg, files: t.files, opts: opts, cp: cp,
+		wait: waker{idle: t.idle},
+		pins: &pinner{path: path, files: t.files, log: t.cfg.Log},
+		cuts: newCutter(t.cfg, path, opts.globbed),
+		emit: newEmitter(t.cfg, t.out, cp, tag, path),
 	}
-	if re := t.cfg.Multiline.pattern(tag); re != nil {
-		f.rec = &recorder{start: re, max: t.cfg.Multiline.MaxRecord}
-	}
-	return f
-}
-
-// scan follows every file the glob matches, now and later. A file that vanishes is
-// drained by its follower, which then ends; the file is followed again if it returns.
-func (t *tailer) scan(ctx context.Context, src Source) error {
-	// Wakeups from the glob's directory, when it has no metacharacters, make new
-	// files show up at once; the rescan ticker covers the rest.
-	dir := filepath.Dir(src.Path)
-	var wake chan struct{}
-	if !strings.ContainsAny(dir, "*?[") {
-		wake, _ = t.watcher.Subscribe(dir)
-		defer t.watcher.Unsubscribe(dir, wake)
-	}
-	tick := time.NewTicker(globRescan)
-	defer tick.Stop()
-
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	ended := make(chan string)
-	followed := map[string]bool{}
-	errc := make(chan error, 1)
-	first := true
-	start := func() {
-		matches, _ := filepath.Glob(src.Path) // the pattern was checked at start-up
-		for _, m := range matches {
-			if followed[m] {
-				continue
-			}
-			if info, err := os.Stat(m); err != nil || info.IsDir() {
-				continue
-			}
-			followed[m] = true
-			tag := src.Tag
-			if tag == "" {
-				tag = DefaultTag(m)
-			}
-			f := t.follower(m, tag, first && t.cfg.FromTail, true)
-			wg.Go(func() {
-				if err := f.run(ctx, t.watcher); err != nil {
-					select {
-					case errc <- err:
-					default:
-					}
-				}
-				select {
-				case ended <- m:
-				case <-ctx.Done():
-				}
-			})
-		}
-		first = false
-	}
-	for {
-		start()
-		select {
-		case <-ctx.Done():
-			start() // files created just before the signal are drained too
-			return nil
-		case err := <-errc:
-			return err
-		case m := <-ended:
-			delete(followed, m)
-			continue
-		case <-wake:
-		case <-tick.C:
-		}
-	}
-}
-
-// fileKey identifies a file on this node whatever its name. The birth time, where
-// the filesystem has one (ext4, xfs, btrfs, tmpfs), tells a reused inode number from
-// the file that had it before.
-type fileKey struct {
-	dev, ino uint64
-	born     int64
-}
-
-func keyOf(file *os.File, info fs.FileInfo) fileKey {
-	var k fileKey
-	if st, ok := info.Sys().(*syscall.Stat_t); ok {
-		k.dev, k.ino = uint64(st.Dev), st.Ino
-	}
-	var stx unix.Statx_t
-	if unix.Statx(int(file.Fd()), "", unix.AT_EMPTY_PATH, unix.STATX_BTIME, &stx) == nil &&
-		stx.Mask&unix.STATX_BTIME != 0 {
-		k.born = stx.Btime.Sec*1e9 + int64(stx.Btime.Nsec)
-	}
-	return k
-}
-
-// registry knows which files are being read and where reading stopped for files that
-// were let go, so a rotated file found again under its new name (app.log.1 matching
-// the same glob) continues where it was left instead of being read twice.
-type registry struct {
-	mu     sync.Mutex
-	active map[fileKey]bool
-	left   map[fileKey]leftAt
-}
-
-type leftAt struct {
-	head []byte
-	off  int64
-}
-
-// maxLeft bounds the memory of files let go; losing an entry only means a file
-// seen again under another name is read from its head.
-const maxLeft = 1024
-
-func newRegistry() *registry {
-	return &registry{active: map[fileKey]bool{}, left: map[fileKey]leftAt{}}
-}
-
-// claim marks a file as being read and returns where to start. ok is false while
-// another follower reads it.
-func (r *registry) claim(key fileKey, head []byte, size int64) (start int64, ok bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.active[key] {
-		return 0, false
-	}
-	r.active[key] = true
-	if l, found := r.left[key]; found {
-		delete(r.left, key)
-		// The inode may have been reused by a new file: trust it only if the head
-		// bytes we saw are still there and nothing was cut from it.
-		if l.off <= size && len(head) >= len(l.head) && bytes.Equal(head[:len(l.head)], l.head) {
-			return l.off, true
-		}
-	}
-	return 0, true
-}
-
-// release records where reading of a file stopped. A deleted file cannot be found
-// again, so it is forgotten: its inode number may go to a new file.
-func (r *registry) release(key fileKey, head []byte, off int64, deleted bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.active, key)
-	if deleted {
-		return
-	}
-	if len(r.left) >= maxLeft {
-		for k := range r.left {
-			delete(r.left, k)
-			break
-		}
-	}
-	r.left[key] = leftAt{head: head, off: off}
 }

@@ -2,130 +2,298 @@ package tailer
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
-	"syscall"
+	"time"
 
 	"github.com/fsnotify/fsnotify"
+	"golang.org/x/sys/unix"
 )
 
-// Watcher wakes followers when anything changes in their directories. One inotify
-// instance serves every file: Kubernetes nodes have a per-user limit on instances
-// (fs.inotify.max_user_instances, often 128) shared by every pod.
-type Watcher struct {
-	log *slog.Logger
+// safetyPoll is how often every follower looks even without an event, for changes
+// inotify did not report. One timer serves the whole process, so an idle sidecar
+// wakes twice a minute, not once per file every few seconds.
+const safetyPoll = 30 * time.Second
 
-	mu    sync.Mutex
-	fs    *fsnotify.Watcher // nil: inotify unavailable, everyone polls
-	dirs  map[string][]chan struct{}
-	added map[string]bool // dirs inotify watches
+// subscription is one follower's (or glob scanner's) interest in directories.
+type subscription struct {
+	// wake receives a value after anything changes in a subscribed directory; it
+	// holds one, so wakeups that come while the follower is busy coalesce.
+	wake chan struct{}
+	// pin, if not nil, is called on the watcher's goroutine when names change in
+	// the directory (create, rename, delete), before wake: the pinner opens a file
+	// that took the path at once, even while the follower is blocked writing,
+	// without a goroutine of its own woken by every write.
+	pin func()
 }
 
-// NewWatcher starts an inotify watcher, or a polling-only one when inotify cannot
-// be used. Run must be called to deliver events.
-func NewWatcher(log *slog.Logger, poll bool) *Watcher {
-	w := &Watcher{log: log, dirs: map[string][]chan struct{}{}, added: map[string]bool{}}
-	if poll {
+func newSubscription(pin func()) *subscription {
+	return &subscription{wake: make(chan struct{}, 1), pin: pin}
+}
+
+// watcher wakes followers when anything changes in their directories. One inotify
+// instance serves every file: Kubernetes nodes have a per-user limit on instances
+// (fs.inotify.max_user_instances, often 128) shared by every pod. Directories
+// inotify cannot watch are polled, all with one timer.
+type watcher struct {
+	log       *slog.Logger
+	fs        *fsnotify.Watcher // nil: inotify unavailable, everyone polls
+	pollEvery time.Duration
+	safety    time.Duration
+	changed   chan struct{} // whether any directory is polled changed
+
+	mu   sync.Mutex
+	subs map[string][]*subscription
+	// at says, for each subscribed directory, what inotify watches for it: the
+	// directory itself; its nearest existing parent while it does not exist, so a
+	// folder deleted and made again is watched again as soon as it is back; or ""
+	// when it is polled.
+	at map[string]string
+}
+
+// watchMode says how a watcher learns of changes.
+type watchMode int
+
+const (
+	inotifyWhereItWorks watchMode = iota // stat polling only where inotify cannot be used
+	pollOnly                             // --poll: never inotify
+)
+
+// newWatcher starts an inotify watcher, or a polling-only one when inotify cannot
+// be used or mode says so; directories without events are polled every pollEvery.
+// Run must be called to deliver events and polls.
+func newWatcher(log *slog.Logger, mode watchMode, pollEvery time.Duration) *watcher {
+	w := &watcher{log: log, pollEvery: pollEvery, safety: safetyPoll, changed: make(chan struct{}, 1),
+		subs: map[string][]*subscription{}, at: map[string]string{}}
+	if mode == pollOnly {
 		return w
 	}
-	fs, err := fsnotify.NewWatcher()
+	fsw, err := fsnotify.NewWatcher()
 	if err != nil {
 		log.Warn("inotify unavailable, polling", "err", err)
 		return w
 	}
-	w.fs = fs
+	w.fs = fsw
 	return w
 }
 
-// Run delivers events until ctx is done.
-func (w *Watcher) Run(ctx context.Context) {
-	if w.fs == nil {
-		<-ctx.Done()
-		return
+// Run delivers events and polls until ctx is done.
+func (w *watcher) Run(ctx context.Context) {
+	var events <-chan fsnotify.Event
+	var errs <-chan error
+	if w.fs != nil {
+		defer w.fs.Close()
+		events, errs = w.fs.Events, w.fs.Errors
 	}
-	defer w.fs.Close()
+	timer := time.NewTimer(w.period())
+	defer timer.Stop()
+	lastSafety := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case ev, ok := <-w.fs.Events:
+		case ev, ok := <-events:
 			if !ok {
 				return
 			}
-			w.wake(filepath.Dir(ev.Name))
-		case err, ok := <-w.fs.Errors:
+			w.event(ev)
+		case err, ok := <-errs:
 			if !ok {
 				return
 			}
 			// An overflow means events were dropped: everyone looks again.
 			w.log.Warn("inotify error, waking all files", "err", err)
-			w.wakeAll()
+			w.notifyAll()
+		case <-w.changed:
+		case now := <-timer.C:
+			if now.Sub(lastSafety) >= w.safety {
+				lastSafety = now
+				w.notifyAll()
+			} else {
+				w.notifyPolled()
+			}
 		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(w.period())
 	}
 }
 
-// Subscribe returns a channel that receives a value after something changes in dir,
-// and whether inotify watches dir; when it does not, the caller must poll.
-func (w *Watcher) Subscribe(dir string) (wake chan struct{}, watched bool) {
-	wake = make(chan struct{}, 1)
+// period is how long to sleep: the poll interval while any directory is polled,
+// the safety interval otherwise.
+func (w *watcher) period() time.Duration {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.dirs[dir] = append(w.dirs[dir], wake)
-	if w.fs == nil {
-		return wake, false
+	if w.watching("") {
+		return min(w.pollEvery, w.safety)
 	}
-	if !w.added[dir] {
-		if !eventsWork(dir) {
-			return wake, false
-		}
-		if err := w.fs.Add(dir); err != nil {
-			// ENOSPC here is the watch limit (fs.inotify.max_user_watches).
-			w.log.Warn("cannot watch directory, polling", "dir", dir, "err", err)
-			return wake, false
-		}
-		w.added[dir] = true
-	}
-	return wake, true
+	return w.safety
 }
 
-// Unsubscribe stops deliveries to wake.
-func (w *Watcher) Unsubscribe(dir string, wake chan struct{}) {
+// event handles one inotify event: a watched folder that went is watched again
+// once it is back, and the subscribers of the folder it happened in are woken.
+func (w *watcher) event(ev fsnotify.Event) {
+	names := ev.Op&(fsnotify.Create|fsnotify.Remove|fsnotify.Rename) != 0
+	if names {
+		w.mu.Lock()
+		var again []string
+		for dir, at := range w.at {
+			switch {
+			case at == ev.Name && !ev.Has(fsnotify.Create):
+				delete(w.at, dir) // the folder went, and its watch with it
+				again = append(again, dir)
+			case at != dir && at != "" && ev.Has(fsnotify.Create):
+				again = append(again, dir) // waiting for it: maybe it is back
+			}
+		}
+		for _, dir := range again {
+			w.place(dir)
+		}
+		w.mu.Unlock()
+		// A subscribed folder that came back or went changed wholesale.
+		w.notify(ev.Name, true)
+	}
+	w.notify(filepath.Dir(ev.Name), names)
+}
+
+// Subscribe makes s receive wakeups for changes in dir.
+func (w *watcher) Subscribe(dir string, s *subscription) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	subs := w.dirs[dir]
+	w.subs[dir] = append(w.subs[dir], s)
+	if _, placed := w.at[dir]; !placed {
+		w.place(dir)
+	}
+}
+
+// Unsubscribe stops deliveries to s for dir.
+func (w *watcher) Unsubscribe(dir string, s *subscription) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	subs := w.subs[dir]
 	for i, c := range subs {
-		if c == wake {
+		if c == s {
 			subs = append(subs[:i], subs[i+1:]...)
 			break
 		}
 	}
 	if len(subs) > 0 {
-		w.dirs[dir] = subs
+		w.subs[dir] = subs
 		return
 	}
-	delete(w.dirs, dir)
-	if w.added[dir] {
-		delete(w.added, dir)
-		_ = w.fs.Remove(dir) // the directory may be gone already
+	delete(w.subs, dir)
+	at := w.at[dir]
+	delete(w.at, dir)
+	w.release(at)
+	if at == "" {
+		notify(w.changed)
 	}
 }
 
-func (w *Watcher) wake(dir string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, c := range w.dirs[dir] {
-		notify(c)
-	}
-}
-
-func (w *Watcher) wakeAll() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, subs := range w.dirs {
-		for _, c := range subs {
-			notify(c)
+// place decides how changes in dir are seen: inotify on dir, inotify on its
+// nearest existing parent until it exists, or polling. Called with mu held.
+func (w *watcher) place(dir string) {
+	old, had := w.at[dir]
+	at := ""
+	if w.fs != nil && eventsWork(dir) {
+		at = existingAncestor(dir)
+		if !w.watching(at) {
+			if err := w.fs.Add(at); err != nil {
+				// ENOSPC here is the watch limit (fs.inotify.max_user_watches).
+				w.log.Warn("cannot watch directory, polling", "dir", at, "err", err)
+				at = ""
+			}
 		}
+	}
+	w.at[dir] = at
+	if had && old != at {
+		w.release(old)
+	}
+	if !had || (old == "") != (at == "") {
+		notify(w.changed)
+	}
+}
+
+// watching reports whether some subscribed directory is watched through x (or,
+// for x "", polled).
+func (w *watcher) watching(x string) bool {
+	for _, at := range w.at {
+		if at == x {
+			return true
+		}
+	}
+	return false
+}
+
+// release stops watching x when no subscribed directory needs it.
+func (w *watcher) release(x string) {
+	if x != "" && !w.watching(x) {
+		_ = w.fs.Remove(x) // the directory may be gone already, and its watch with it
+	}
+}
+
+// existingAncestor returns dir if it exists, else its nearest existing parent.
+func existingAncestor(dir string) string {
+	for {
+		if _, err := os.Stat(dir); err == nil || !errors.Is(err, fs.ErrNotExist) {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return dir
+		}
+		dir = parent
+	}
+}
+
+// notify wakes the subscribers of dir, pinning first when names changed there.
+func (w *watcher) notify(dir string, names bool) {
+	w.mu.Lock()
+	subs := append([]*subscription(nil), w.subs[dir]...)
+	w.mu.Unlock()
+	wakeAll(subs, names)
+}
+
+// notifyPolled wakes the subscribers of the polled directories.
+func (w *watcher) notifyPolled() {
+	w.mu.Lock()
+	var subs []*subscription
+	for dir, at := range w.at {
+		if at == "" {
+			subs = append(subs, w.subs[dir]...)
+		}
+	}
+	w.mu.Unlock()
+	wakeAll(subs, true)
+}
+
+func (w *watcher) notifyAll() {
+	w.mu.Lock()
+	var subs []*subscription
+	for _, s := range w.subs {
+		subs = append(subs, s...)
+	}
+	w.mu.Unlock()
+	wakeAll(subs, true)
+}
+
+// wakeAll pins (when names may have changed) and wakes subs, outside the lock: a
+// pin opens files and may subscribe to a link target's folder.
+func wakeAll(subs []*subscription, names bool) {
+	for _, s := range subs {
+		if names && s.pin != nil {
+			s.pin()
+		}
+		notify(s.wake)
 	}
 }
 
@@ -136,20 +304,74 @@ func notify(c chan struct{}) {
 	}
 }
 
+// gpfsMagic is IBM Spectrum Scale's statfs type, which x/sys/unix does not name.
+const gpfsMagic = 0x47504653
+
 // eventsWork reports whether inotify sees changes made in dir. On network and FUSE
-// filesystems, writes from other hosts or the FUSE daemon raise no events.
+// filesystems, writes from other hosts or the FUSE daemon raise no events; on
+// overlayfs, writes to a file still in a lower layer (or made through another
+// mount of that layer) raise none either.
 func eventsWork(dir string) bool {
-	var st syscall.Statfs_t
-	if syscall.Statfs(dir, &st) != nil {
-		return true // the directory may not exist yet; fsnotify.Add will say
+	var st unix.Statfs_t
+	if unix.Statfs(existingAncestor(dir), &st) != nil {
+		return true
 	}
 	switch uint32(st.Type) {
-	case 0x6969, // NFS
-		0xFF534D42, 0xFE534D42, 0x517B, // CIFS, SMB2, SMB
-		0x65735546, // FUSE
-		0x01021997, // 9P (e.g. WSL, some VM shares)
-		0x47504653: // GPFS
+	case unix.NFS_SUPER_MAGIC, unix.CIFS_SUPER_MAGIC, unix.SMB2_SUPER_MAGIC, unix.SMB_SUPER_MAGIC,
+		unix.FUSE_SUPER_MAGIC,
+		unix.V9FS_MAGIC, // e.g. WSL, some VM shares
+		unix.OVERLAYFS_SUPER_MAGIC,
+		gpfsMagic:
 		return false
 	}
 	return true
+}
+
+// waker is what an idle follower waits for: a change in the folders it watches
+// (the path's, and its link target's when that is elsewhere), or a timer of the
+// caller's.
+type waker struct {
+	w    *watcher
+	sub  *subscription
+	dirs []string
+	// idle, in tests, is told each time the follower is about to wait, so a test
+	// can step it: wait until it is idle, change the file, wake it.
+	idle func()
+}
+
+// watch subscribes to the folders of path and, when it is a symbolic link, of its
+// target: rotation of the target happens there, and so do its writes' events.
+func (k *waker) watch(path string) {
+	dirs := []string{filepath.Dir(path)}
+	if target, err := filepath.EvalSymlinks(path); err == nil && filepath.Dir(target) != dirs[0] {
+		dirs = append(dirs, filepath.Dir(target))
+	}
+	if strings.Join(dirs, "\x00") == strings.Join(k.dirs, "\x00") {
+		return
+	}
+	k.stop()
+	for _, d := range dirs {
+		k.w.Subscribe(d, k.sub)
+	}
+	k.dirs = dirs
+}
+
+func (k *waker) stop() {
+	for _, d := range k.dirs {
+		k.w.Unsubscribe(d, k.sub)
+	}
+	k.dirs = nil
+}
+
+// wait returns on the first of ctx done, a wakeup, a or b (nil channels never fire).
+func (k *waker) wait(ctx context.Context, a, b <-chan time.Time) {
+	if k.idle != nil {
+		k.idle()
+	}
+	select {
+	case <-ctx.Done():
+	case <-k.sub.wake:
+	case <-a:
+	case <-b:
+	}
 }

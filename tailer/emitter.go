@@ -1,0 +1,126 @@
+package tailer
+
+import (
+	"time"
+)
+
+// emitter turns one file's lines into output: it encodes them (raw, prefix or JSON),
+// joins multiline records, writes whole runs of lines, and counts how far into the
+// file the output got: emitted, the offset a checkpoint may record. Bytes held back
+// (a partial line, a record still open) are not counted until they are written.
+type emitter struct {
+	out     *Output
+	enc     *encoder
+	buf     []byte
+	emitted int64
+	cp      *checkpointer // told after every write; nil: checkpoints off
+
+	// rec joins lines into multiline records; nil when lines go out one by one.
+	rec      *recorder
+	recTimer *time.Timer
+	timeout  time.Duration
+}
+
+func newEmitter(cfg *Config, out *Output, cp *checkpointer, tag, path string) *emitter {
+	e := &emitter{out: out, cp: cp, enc: newEncoder(cfg.Format, tag, path)}
+	if re := cfg.Multiline.pattern(tag); re != nil {
+		e.rec = &recorder{start: re, max: cfg.Multiline.MaxRecord}
+		e.timeout = cfg.Multiline.Timeout
+		e.recTimer = time.NewTimer(0)
+		e.recTimer.Stop()
+	}
+	return e
+}
+
+// maxLine is the longest piece the line reader may hand over: a record's bound
+// applies to its lines too.
+func (e *emitter) maxLine(maxLine int) int {
+	if e.rec != nil {
+		return min(maxLine, e.rec.max)
+	}
+	return maxLine
+}
+
+// write sends p, the encoding of the next n bytes of the file, as one write, and
+// records how far the output got: killed right after, a restart repeats nothing;
+// killed during the write, it repeats this write at most.
+func (e *emitter) write(p []byte, n int) error {
+	if err := e.out.write(p); err != nil {
+		return err
+	}
+	e.emitted += int64(n)
+	e.cp.wrote(e.emitted)
+	return nil
+}
+
+// lines writes every segment the reader has ready. In raw mode without a prefix,
+// runs of whole lines go out straight from the read buffer: one write, no copy.
+func (e *emitter) lines(lr *LineReader) error {
+	now := time.Now()
+	for {
+		seg, partial, ok := lr.Next()
+		if !ok {
+			return nil
+		}
+		if e.rec != nil {
+			if err := e.rec.add(seg, partial, now, e.flushRecord); err != nil {
+				return err
+			}
+			continue
+		}
+		out := seg
+		if !e.enc.plain || partial {
+			e.buf = e.enc.appendSegment(e.buf[:0], seg, partial, now)
+			out = e.buf
+		}
+		if err := e.write(out, len(seg)); err != nil {
+			return err
+		}
+	}
+}
+
+// held writes a partial last line as it is, at rotation and shutdown, so it is
+// neither dropped nor glued to the next file's first line; an open record goes
+// out with it.
+func (e *emitter) held(line []byte) error {
+	if e.rec != nil {
+		if err := e.rec.add(line, false, time.Now(), e.flushRecord); err != nil {
+			return err
+		}
+		return e.flushRecord()
+	}
+	if len(line) == 0 {
+		return nil
+	}
+	e.buf = e.enc.appendSegment(e.buf[:0], line, false, time.Now())
+	return e.write(e.buf, len(line))
+}
+
+// flushRecord writes the multiline record collected so far, as one write.
+func (e *emitter) flushRecord() error {
+	rec, cut := e.rec.take()
+	if len(rec) == 0 {
+		return nil
+	}
+	e.buf = e.enc.appendRecord(e.buf[:0], rec, cut, e.rec.first)
+	return e.write(e.buf, len(rec))
+}
+
+// expireRecord writes a record no line has been added to for the multiline
+// timeout: the last trace of a burst is not held back until the next one.
+func (e *emitter) expireRecord() error {
+	if e.rec == nil || len(e.rec.buf) == 0 || time.Since(e.rec.last) < e.timeout {
+		return nil
+	}
+	return e.flushRecord()
+}
+
+// recordExpiry returns a channel that fires when the open record times out, or nil
+// (never fires) when no record is open.
+func (e *emitter) recordExpiry() <-chan time.Time {
+	if e.rec == nil || len(e.rec.buf) == 0 {
+		return nil
+	}
+	e.recTimer.Reset(time.Until(e.rec.last.Add(e.timeout)))
+	return e.recTimer.C
+}

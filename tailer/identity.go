@@ -1,0 +1,158 @@
+package tailer
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sidetail/sidetail/internal/fileid"
+)
+
+// headLen bytes at the start identify a file, together with device and inode, so a
+// reused inode is not mistaken for a file already read.
+const headLen = 64
+
+// head is the first bytes of a file as we saw them: the file is still the one we
+// knew if its head now starts with them (it may have grown from fewer).
+type head []byte
+
+func readHead(file *os.File) head { return fileid.ReadAt(file, 0, headLen) }
+
+// of reports whether now, a file's current head, is still this one.
+func (h head) of(now head) bool { return bytes.HasPrefix(now, h) }
+
+// in reports whether file still starts with h. A hole punched over the start (what
+// rotation frees on tmpfs) is no change: only the bytes of h after it must match.
+func (h head) in(file *os.File) bool {
+	now := readHead(file)
+	if h.of(now) {
+		return true
+	}
+	d := fileid.DataStart(file, 0)
+	if d >= int64(len(h)) {
+		return d > 0 // all of it punched, unless the file is simply shorter
+	}
+	return d > 0 && int64(len(now)) >= int64(len(h)) && bytes.Equal(now[d:len(h)], h[d:])
+}
+
+// grow extends a head shorter than headLen with p, the bytes read at off: a file
+// opened nearly empty gets the head it is known by as it fills.
+func (o *openFile) grow(off int64, p []byte) {
+	n := int64(len(o.head))
+	if n >= headLen || off > n || off+int64(len(p)) <= n {
+		return
+	}
+	o.head = append(o.head, p[n-off:min(headLen, off+int64(len(p)))-off]...)
+}
+
+// openFile is a file we hold open and have claimed in the registry.
+type openFile struct {
+	*os.File
+	info  fs.FileInfo
+	key   fileid.Key
+	head  head
+	start int64 // where reading begins: 0, a checkpoint's offset, or where we left it
+	// replaced is when another file took the path: the settle period runs from
+	// then, so a file that was replaced long ago is not waited for again. The
+	// pinner's lock guards it.
+	replaced time.Time
+}
+
+var errBusy = errors.New("file is being read by another follower")
+
+// registry knows which files are being read and where reading stopped for files that
+// were let go, so a rotated file found again under its new name (app.log.1 matching
+// the same glob) continues where it was left instead of being read twice.
+type registry struct {
+	mu     sync.Mutex
+	active map[fileid.Key]bool
+	left   map[fileid.Key]leftAt
+}
+
+type leftAt struct {
+	head head
+	off  int64
+}
+
+// maxLeft bounds the memory of files let go; losing an entry only means a file
+// seen again under another name is read from its head.
+const maxLeft = 1024
+
+func newRegistry() *registry {
+	return &registry{active: map[fileid.Key]bool{}, left: map[fileid.Key]leftAt{}}
+}
+
+// open opens the file at name (a followed path, or a sibling it was rotated to)
+// and claims it. It returns errBusy while another follower reads that file.
+func (r *registry) open(name string) (*openFile, error) {
+	file, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	info, err := file.Stat()
+	if err == nil && info.IsDir() {
+		err = fmt.Errorf("%s is a directory", name)
+	}
+	if err != nil {
+		file.Close()
+		return nil, err
+	}
+	o := &openFile{File: file, info: info, key: fileid.Of(file, info), head: readHead(file)}
+	start, ok := r.claim(o.key, o.head, info.Size())
+	if !ok {
+		file.Close()
+		return nil, errBusy
+	}
+	o.start = start
+	return o, nil
+}
+
+// claim marks a file as being read and returns where to start. ok is false while
+// another follower reads it.
+func (r *registry) claim(key fileid.Key, h head, size int64) (start int64, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.active[key] {
+		return 0, false
+	}
+	r.active[key] = true
+	if l, found := r.left[key]; found {
+		delete(r.left, key)
+		// The inode may have been reused by a new file: trust it only if the head
+		// bytes we saw are still there and nothing was cut from it.
+		if l.off <= size && l.head.of(h) {
+			return l.off, true
+		}
+	}
+	return 0, true
+}
+
+// close records where reading of o stopped and closes it. A deleted file cannot be
+// found again, so it is forgotten: its inode number may go to a new file.
+func (r *registry) close(o *openFile, off int64) {
+	deleted := false
+	if info, err := o.Stat(); err == nil {
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			deleted = st.Nlink == 0
+		}
+	}
+	defer o.Close()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.active, o.key)
+	if deleted {
+		return
+	}
+	if len(r.left) >= maxLeft {
+		for k := range r.left {
+			delete(r.left, k)
+			break
+		}
+	}
+	r.left[o.key] = leftAt{head: o.head, off: off}
+}

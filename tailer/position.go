@@ -1,0 +1,91 @@
+package tailer
+
+import (
+	"bytes"
+	"io"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sidetail/sidetail/internal/fileid"
+)
+
+// markLen bytes just before the offset tell a file truncated and refilled past our
+// offset (copytruncate while we slept) from one that only grew. They span whole
+// lines of up to about 1 KiB, so lines that differ only in a counter or a time do
+// not look alike; a refill byte-identical to what was read cannot be told.
+const markLen = 1 << 10
+
+// position is where reading stands in the open file: the offset of the next byte to
+// read, and the mark, the last bytes read before it, which must still be there for
+// the file to be the one we were reading.
+type position struct {
+	off  int64
+	mark []byte
+}
+
+// at places the position at off in file, taking the mark from the bytes before it.
+func (p *position) at(file *os.File, off int64) {
+	p.off = off
+	n := min(off, markLen)
+	p.mark = append(p.mark[:0], fileid.ReadAt(file, off-n, int(n))...)
+}
+
+// advance moves past recent, the bytes just read.
+func (p *position) advance(recent []byte) {
+	p.off += int64(len(recent))
+	if len(recent) >= markLen {
+		recent = recent[len(recent)-markLen:]
+		p.mark = p.mark[:0]
+	}
+	p.mark = append(p.mark, recent...)
+	p.keepLast(markLen)
+}
+
+// moveDown follows a cut that removed n bytes from the front of file: every offset
+// moved down by n. The mark is read again, as far as the file still holds bytes
+// before the offset: the rotator may also have blanked the fragment of an archived
+// line at the head, below our offset.
+func (p *position) moveDown(file *os.File, n int64) {
+	p.at(file, p.off-n)
+}
+
+// truncated reports whether file, of the given size and known by its head h, no
+// longer holds what we read: it is smaller than our offset, or its head or the
+// bytes before the offset changed (truncated and refilled past it while we were
+// not looking).
+func (p *position) truncated(file *os.File, size int64, h head) bool {
+	if size < p.off || !h.in(file) {
+		return true
+	}
+	if len(p.mark) == 0 {
+		return false
+	}
+	from := p.off - int64(len(p.mark))
+	return !bytes.Equal(fileid.ReadAt(file, from, len(p.mark)), p.mark) && !p.punched(file)
+}
+
+// punched reports whether the mark differs only because a hole was punched over its
+// head (rotation on tmpfs frees what was read, up to a block boundary): then what
+// is left of it is still in place, and the mark is cut down to that.
+func (p *position) punched(file *os.File) bool {
+	from := p.off - int64(len(p.mark))
+	data, err := unix.Seek(int(file.Fd()), from, unix.SEEK_DATA)
+	// SEEK_DATA moves the descriptor's offset: put it back where reading goes on.
+	if _, serr := file.Seek(p.off, io.SeekStart); serr != nil || err != nil || data <= from || data > p.off {
+		return false
+	}
+	rest := p.mark[data-from:]
+	if !bytes.Equal(fileid.ReadAt(file, data, len(rest)), rest) {
+		return false
+	}
+	p.keepLast(len(rest))
+	return true
+}
+
+// keepLast keeps only the last n bytes of the mark.
+func (p *position) keepLast(n int) {
+	if extra := len(p.mark) - n; extra > 0 {
+		p.mark = p.mark[:copy(p.mark, p.mark[extra:])]
+	}
+}
