@@ -9,13 +9,17 @@
 //     delete+recreate, symlink swap) or gone;
 //   - a replaced or gone file is drained: read to EOF and then until it has been quiet
 //     for the settle period, because a writer may still hold the old descriptor;
-//     only then is the new file read, from its head. Meanwhile a second goroutine
-//     per path opens every file that takes the path the moment it appears, so a
-//     rotation chain faster than the reader (or than stdout) loses no file.
-//   - with checkpoints, where the output got is saved on the shared volume and a
-//     restarted sidecar resumes there, in a file rotated while it was down if need be.
+//     only then is the new file read, from its head. Meanwhile every file that takes
+//     the path is opened (pinned) the moment an event says names changed in its
+//     folder, so a rotation chain faster than the reader (or than stdout) loses no
+//     file.
+//   - with checkpoints, where the output got is recorded on the shared volume after
+//     every write, and a restarted sidecar resumes there, in a file rotated while it
+//     was down if need be.
 //
 // Wakeups come from fsnotify on each file's parent directory (rotation replaces the
-// file, so a watch on the file alone would miss it), with stat polling when inotify
-// cannot be used.
+// file, so a watch on the file alone would miss it) and its link target's, with stat
+// polling when inotify cannot be used. A follower is one goroutine: its parts are
+// position (where reading stands), identity (which file, the registry of claimed
+// files), pinner, emitter (output, multiline records), checkpointer and cutter.
 package tailer
