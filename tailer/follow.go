@@ -61,7 +61,6 @@ func (f *follower) run(ctx context.Context, w *watcher) error {
 	f.wait.watch(f.path)
 	defer f.wait.stop()
 	defer f.cuts.start()()
-	f.lr = NewLineReader(f.emit.maxLine(f.cfg.MaxLine))
 	defer f.pins.closeAll()
 
 	for {

@@ -39,7 +39,7 @@ func startStepped(t *testing.T, path string, cfg Config) *stepped {
 		idle: make(chan struct{}, 1), done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	tl := &tailer{cfg: &cfg, out: NewOutput(s.out), files: newRegistry(), watcher: s.w, idle: func() {
+	tl := &tailer{cfg: &cfg, out: NewOutput(s.out), files: newRegistry(), watcher: s.w, bufs: newBufPool(), idle: func() {
 		select {
 		case s.idle <- struct{}{}:
 		default: // the test has not taken the last one yet: one is enough
@@ -287,7 +287,7 @@ func BenchmarkCatchUp(b *testing.B) {
 				ctx, cancel := context.WithCancel(context.Background())
 				cancel()
 				w := newWatcher(cfg.Log, pollOnly, cfg.PollInterval)
-				tl := &tailer{cfg: &cfg, out: NewOutput(io.Discard), files: newRegistry(), watcher: w}
+				tl := &tailer{cfg: &cfg, out: NewOutput(io.Discard), files: newRegistry(), watcher: w, bufs: newBufPool()}
 				if err := tl.follower(path, "t", followOpts{}).run(ctx, w); err != nil {
 					b.Fatal(err)
 				}

@@ -109,7 +109,7 @@ func Run(ctx context.Context, cfg Config, sources []Source, out *Output) error {
 			cancel()
 		}
 	}
-	t := &tailer{cfg: &cfg, out: out, files: newRegistry(), watcher: w}
+	t := &tailer{cfg: &cfg, out: out, files: newRegistry(), watcher: w, bufs: newBufPool()}
 	if cfg.Checkpoints != nil {
 		cfg.Checkpoints.prune(sources)
 	}
@@ -143,16 +143,22 @@ type tailer struct {
 	files   *registry
 	watcher *watcher
 	idle    func() // tests: called each time a follower is about to wait
+	// bufs holds the read buffers of idle followers (see LineReader.Release).
+	bufs *sync.Pool
 }
 
 // follower returns the follower of one path.
 func (t *tailer) follower(path, tag string, opts followOpts) *follower {
 	cp := newCheckpointer(t.cfg.Checkpoints, path, t.cfg.Log)
+	emit := newEmitter(t.cfg, t.out, cp, tag, path)
+	lr := NewLineReader(emit.maxLine(t.cfg.MaxLine))
+	lr.pool = t.bufs
 	return &follower{
-		path: path, cfg: t.cfg, files: t.files, opts: opts, cp: cp,
-		wait: waker{idle: t.idle},
+		path: path, cfg: t.cfg, files: t.files, opts: opts, cp: cp, emit: emit, lr: lr,
+		wait: waker{idle: t.idle, lr: lr},
 		pins: &pinner{path: path, files: t.files, log: t.cfg.Log},
 		cuts: newCutter(t.cfg, path, opts.globbed),
-		emit: newEmitter(t.cfg, t.out, cp, tag, path),
 	}
 }
+
+func newBufPool() *sync.Pool { return &sync.Pool{New: func() any { return make([]byte, readSize) }} }

@@ -337,6 +337,8 @@ type waker struct {
 	// idle, in tests, is told each time the follower is about to wait, so a test
 	// can step it: wait until it is idle, change the file, wake it.
 	idle func()
+	// lr gives its read buffer back while the follower waits: idle files hold none.
+	lr *LineReader
 }
 
 // watch subscribes to the folders of path and, when it is a symbolic link, of its
@@ -368,6 +370,7 @@ func (k *waker) wait(ctx context.Context, a, b <-chan time.Time) {
 	if k.idle != nil {
 		k.idle()
 	}
+	k.lr.Release()
 	select {
 	case <-ctx.Done():
 	case <-k.sub.wake:

@@ -24,7 +24,7 @@ func watched(t *testing.T, path string) *syncbuf.Buffer {
 	}
 	w.safety = time.Hour
 	out := &syncbuf.Buffer{}
-	tl := &tailer{cfg: cfg, out: NewOutput(out), files: newRegistry(), watcher: w}
+	tl := &tailer{cfg: cfg, out: NewOutput(out), files: newRegistry(), watcher: w, bufs: newBufPool()}
 	ctx, cancel := context.WithCancel(context.Background())
 	var done sync.WaitGroup
 	done.Go(func() { w.Run(ctx) })
