@@ -474,3 +474,29 @@ func TestPathsFromEnv(t *testing.T) {
 		t.Fatalf("env: %+v format %q", got, cli.Tail.Format)
 	}
 }
+
+// --max-rate paces the output: a 2 MiB file at 512 KiB/s, after a bucket of one
+// second's worth, takes 3 s, every line there. (The 16 MiB at 1 MiB/s
+// scaled down: same shape, a fifth of the time.)
+func TestMaxRate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	g := &lineGen{stream: "w"}
+	var data []byte
+	for len(data) < 2<<20 {
+		data = append(data, g.next(100)...)
+	}
+	os.WriteFile(path, data, 0o644)
+	begin := time.Now()
+	p := start(t, "--state-dir=", "--max-rate=512Ki", path)
+	p.waitLines(t, g.seq)
+	took := time.Since(begin)
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	checkStreams(t, p.output(), noPrefix, map[string]int{"w": g.seq})
+	want := time.Duration(float64(len(data)-512<<10) / float64(512<<10) * float64(time.Second))
+	t.Logf("%d bytes at --max-rate=512Ki took %s (want %s to %s)", len(data), took.Round(time.Millisecond), want, want+time.Second)
+	if took < want || took > want+time.Second {
+		t.Fatalf("took %s, want %s to %s", took, want, want+time.Second)
+	}
+}

@@ -25,6 +25,7 @@ type TailCmd struct {
 	Timestamps   bool          `env:"SIDETAIL_TIMESTAMPS" help:"Start each raw line with its read time (RFC 3339), like kubectl logs --timestamps."`
 	MaxLine      Size          `default:"1Mi" env:"SIDETAIL_MAX_LINE" help:"Cut longer lines into pieces of at most this many bytes (Ki/Mi suffixes)."`
 	DrainTimeout time.Duration `default:"5s" env:"SIDETAIL_DRAIN_TIMEOUT" help:"On SIGTERM, time allowed to write every file up to its EOF."`
+	MaxRate      Size          `default:"0" env:"SIDETAIL_MAX_RATE" help:"Write at most this many bytes per second (Ki/Mi suffixes; 0: no limit), e.g. 4Mi so a replay does not outrun the kubelet's log rotation; lines are delayed, never dropped."`
 	Settle       time.Duration `default:"250ms" env:"SIDETAIL_SETTLE" help:"After a rotation, read the old file until it has been quiet this long."`
 	Poll         bool          `env:"SIDETAIL_POLL" help:"Poll with stat instead of inotify (network filesystems)."`
 	PollInterval time.Duration `default:"250ms" env:"SIDETAIL_POLL_INTERVAL" help:"How often to stat files when polling."`
@@ -69,6 +70,9 @@ func (c *TailCmd) checkOutput() error {
 	c.prefix = p
 	if c.MaxLine < 1 {
 		return errors.New("--max-line: must be at least 1 byte, e.g. 1Mi")
+	}
+	if c.MaxRate < 0 || (c.MaxRate > 0 && c.MaxRate < 1<<10) {
+		return errors.New("--max-rate: bytes per second, at least 1Ki (or 0: no limit), e.g. 4Mi")
 	}
 	return nil
 }
@@ -290,7 +294,11 @@ func (c *TailCmd) Run(ctx context.Context, s streams) error {
 		cfg.CutInterval = c.Rotate.CheckInterval
 	}
 	done := make(chan error, 1)
-	go func() { done <- tailer.Run(ctx, cfg, c.sources, tailer.NewOutput(s.stdout)) }()
+	out := tailer.NewOutput(s.stdout)
+	if c.MaxRate > 0 {
+		out.Pace(int(c.MaxRate))
+	}
+	go func() { done <- tailer.Run(ctx, cfg, c.sources, out) }()
 	select {
 	case err := <-done:
 		return err

@@ -144,3 +144,26 @@ func BenchmarkJSON(b *testing.B) {
 		out = e.appendSegment(out[:0], data, false, goldenTime)
 	}
 }
+
+// Pacing delays writes so the output keeps to the rate after the first second's
+// worth, whole writes only, however large each is.
+func TestOutputPace(t *testing.T) {
+	var got bytes.Buffer
+	out := NewOutput(&got)
+	out.Pace(1 << 20)
+	var last time.Duration
+	out.sleep = func(d time.Duration) { last = max(last, d) } // when each write may go
+	chunk := bytes.Repeat([]byte("x"), 3<<20/7)               // not a divisor of the bucket
+	for range 7 {
+		if err := out.write(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 3 MiB at 1 MiB/s with a 1 MiB bucket: the last byte may go 2 s from now.
+	if last < 1900*time.Millisecond || last > 2100*time.Millisecond {
+		t.Fatalf("the last write waits until %s from the start, want 2s", last)
+	}
+	if got.Len() != 7*len(chunk) {
+		t.Fatalf("wrote %d bytes, want %d", got.Len(), 7*len(chunk))
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // Config holds what every follower shares.
@@ -52,13 +54,23 @@ func IsGlob(path string) bool { return strings.ContainsAny(path, "*?[") }
 // Output is the one writer every follower shares. Each write is one segment of whole
 // lines, written under the lock in full, so lines of different files never interleave.
 type Output struct {
-	mu  sync.Mutex
-	w   io.Writer
-	err error
+	mu    sync.Mutex
+	w     io.Writer
+	err   error
+	pace  *rate.Limiter // nil: as fast as the reader takes it
+	sleep func(time.Duration)
 }
 
 // NewOutput returns an Output writing to w.
-func NewOutput(w io.Writer) *Output { return &Output{w: w} }
+func NewOutput(w io.Writer) *Output { return &Output{w: w, sleep: time.Sleep} }
+
+// Pace limits the output to bytesPerSecond on average, for every follower together:
+// a write waits until the bucket holds its bytes, so lines are delayed, never split
+// or dropped. The bucket holds one second's worth, so output below the rate is not
+// delayed at all.
+func (o *Output) Pace(bytesPerSecond int) {
+	o.pace = rate.NewLimiter(rate.Limit(bytesPerSecond), bytesPerSecond)
+}
 
 func (o *Output) write(p []byte) error {
 	o.mu.Lock()
@@ -66,6 +78,7 @@ func (o *Output) write(p []byte) error {
 	if o.err != nil {
 		return o.err
 	}
+	o.wait(len(p))
 	if _, err := o.w.Write(p); err != nil {
 		if errors.Is(err, syscall.EPIPE) {
 			err = ErrOutputClosed
@@ -73,6 +86,19 @@ func (o *Output) write(p []byte) error {
 		o.err = fmt.Errorf("write output: %w", err)
 	}
 	return o.err
+}
+
+// wait takes n bytes from the pacing bucket, in pieces of at most its size (a
+// write may be larger than a second's worth), sleeping as long as that needs.
+func (o *Output) wait(n int) {
+	if o.pace == nil {
+		return
+	}
+	for n > 0 {
+		k := min(n, o.pace.Burst())
+		o.sleep(o.pace.ReserveN(time.Now(), k).Delay())
+		n -= k
+	}
 }
 
 // ErrOutputClosed means the reader of our output went away (EPIPE).
