@@ -103,7 +103,7 @@ func (fr *Framer) Next() (msg []byte, partial, ok bool) {
 			msg = fr.take(fr.left)
 			fr.left = -1
 			return msg, false, true
-		case len(data) >= fr.max:
+		case len(data) > fr.max:
 			msg = fr.take(cutPoint(data, fr.max))
 			fr.left -= len(msg)
 			return msg, true, true

@@ -61,7 +61,8 @@ func (p *syslogParser) parse(raw []byte, m *message) {
 	m.reset()
 	switch {
 	case isRFC5424(raw):
-		if msg, err := p.rfc5424.Parse(raw); err == nil {
+		// The machines can return neither a message nor an error: relay as is.
+		if msg, err := p.rfc5424.Parse(raw); err == nil && msg != nil {
 			sm := msg.(*rfc5424.SyslogMessage)
 			m.setBase(&sm.Base)
 			if sm.StructuredData != nil {
@@ -72,7 +73,7 @@ func (p *syslogParser) parse(raw []byte, m *message) {
 			return
 		}
 	case len(raw) > 0 && raw[0] == '<':
-		if msg, err := p.rfc3164.Parse(raw); err == nil {
+		if msg, err := p.rfc3164.Parse(raw); err == nil && msg != nil {
 			m.setBase(&msg.(*rfc3164.SyslogMessage).Base)
 			return
 		}
