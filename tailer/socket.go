@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -143,6 +144,9 @@ func (s *Socket) listen() error {
 		var op *net.OpError
 		if errors.As(err, &op) && op.Err != nil {
 			err = op.Err // "bind: address already in use", without the address twice
+		}
+		if unixSocket && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) || errors.Is(err, unix.EROFS)) {
+			return fmt.Errorf("%w: the folder %s must exist and be writable by us (a shared emptyDir)", err, filepath.Dir(s.spec.Address))
 		}
 		return err
 	}
