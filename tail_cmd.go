@@ -21,7 +21,7 @@ type TailCmd struct {
 	Paths        []string      `arg:"" optional:"" name:"path" env:"SIDETAIL_PATHS" help:"File or glob to follow, or a socket to serve (unixgram:///PATH, unix:///PATH, udp://HOST:PORT, tcp://HOST:PORT); TAG=PATH sets the tag (default: base name without extension). Env: comma-separated."`
 	From         string        `enum:"head,tail" default:"head" env:"SIDETAIL_FROM" help:"Start files present at start-up at their head (every line) or tail (new lines only): ${enum}."`
 	Format       string        `enum:"raw,json" default:"raw" env:"SIDETAIL_FORMAT" help:"Output: raw lines or one JSON object per line (time, tag, file, message): ${enum}."`
-	Prefix       string        `env:"SIDETAIL_PREFIX" placeholder:"TEMPLATE" help:"Text before each raw line, with {tag}, {file} and {time}, e.g. '[{tag}] '."`
+	Prefix       string        `env:"SIDETAIL_PREFIX" placeholder:"TEMPLATE" help:"Text before each raw line, with {tag}, {file} and {time} (socket messages also {severity}, {facility}, {app}, {host}), e.g. '[{tag}] '."`
 	Timestamps   bool          `env:"SIDETAIL_TIMESTAMPS" help:"Start each raw line with its read time (RFC 3339), like kubectl logs --timestamps."`
 	MaxLine      Size          `default:"1Mi" env:"SIDETAIL_MAX_LINE" help:"Cut longer lines into pieces of at most this many bytes (Ki/Mi suffixes)."`
 	DrainTimeout time.Duration `default:"5s" env:"SIDETAIL_DRAIN_TIMEOUT" help:"On SIGTERM, time allowed to write every file up to its EOF."`
