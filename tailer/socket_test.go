@@ -435,3 +435,41 @@ func TestListenSocketFile(t *testing.T) {
 		t.Fatal("the regular file was touched")
 	}
 }
+
+// SIGTERM before connections were accepted: the connections the kernel completed
+// are taken and their bytes relayed, then the socket closes.
+func TestSocketDrainBacklog(t *testing.T) {
+	dir := t.TempDir()
+	spec, _ := ParseSocketURL("", "unix://"+filepath.Join(dir, "s.sock"))
+	s, err := Listen(spec, SocketOptions{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const conns = 3
+	for i := range conns {
+		c, err := net.Dial("unix", s.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "c%d 0\nc%d 1\nc%d 2", i, i, i) // the last without its newline
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var out syncBuffer
+	if err := Run(ctx, Config{MaxLine: 1 << 20, Sockets: []*Socket{s}}, nil, NewOutput(&out)); err != nil {
+		t.Fatal(err)
+	}
+	// Connections run concurrently: order holds per connection only.
+	lines := strings.SplitAfter(strings.TrimSuffix(out.String(), "\n"), "\n")
+	per := map[string][]string{}
+	for _, l := range lines {
+		per[l[:2]] = append(per[l[:2]], l)
+	}
+	for i := range conns {
+		checkSenders(t, per[fmt.Sprintf("c%d", i)], append(make([]int, i), 3)...)
+	}
+	if _, err := os.Lstat(spec.Address); !os.IsNotExist(err) {
+		t.Errorf("socket file left: %v", err)
+	}
+}
