@@ -171,6 +171,7 @@ func TestSocketTransports(t *testing.T) {
 		{"tcp://127.0.0.1:0", 4},
 	} {
 		t.Run(strings.SplitN(tr.url, ":", 2)[0], func(t *testing.T) {
+			t.Parallel() // the datagram transports wait on wakeups more than on CPU
 			socks, out, stop := serveSockets(t, Config{}, SocketOptions{Syslog: true, Buffer: 4 << 20}, tr.url)
 			out.open()
 			s := socks[0]
