@@ -28,7 +28,7 @@ import (
 // how its output is formatted and which file each tag relays.
 type exampleCheck struct {
 	pod      string
-	app      string // the container writing the logs: stopped first, like the kubelet does for native sidecars
+	app      string // the containers writing the logs (space-separated): stopped first, like the kubelet does for native sidecars
 	sidecars map[string]sidecarCheck
 	minLines int // per file, before the pod is stopped
 	// rotated > 0: the sidecar rotates its one file, app.log, keeping at most this
@@ -60,6 +60,10 @@ var examples = map[string]exampleCheck{
 	// 50000 lines of about 90 bytes: 4 rotations at 1Mi.
 	"app-log-rotate.yaml": {pod: "app-rotate", app: "app", minLines: 50000, rotated: 3,
 		sidecars: map[string]sidecarCheck{"sidetail": {format: "raw", files: map[string]string{"": "app.log"}}}},
+	// The apps keep in /var/log a copy of each message they sent over a socket.
+	"syslog-sidecar.yaml": {pod: "syslog", app: "web haproxy", minLines: 100, sidecars: map[string]sidecarCheck{
+		"sidetail": {format: "prefix", files: map[string]string{"app": "app.sent", "haproxy": "haproxy.sent"}},
+	}},
 }
 
 func exampleFiles(t *testing.T) []string {
@@ -252,7 +256,7 @@ runtime = "runc"
 	}
 	// The app image: Debian's static busybox, its applets as symlinks.
 	root := filepath.Join(e.dir, "busybox")
-	mkRootfs(t, root, busybox, "sh", "sleep", "date", "echo", "cat")
+	mkRootfs(t, root, busybox, "sh", "sleep", "date", "echo", "cat", "logger", "syslogd", "ln")
 	e.importDir(t, root, e.busybox, "ENV PATH=/bin")
 
 	// The builder stage's image: this machine's Go toolchain and a shell, so the
@@ -486,8 +490,11 @@ func (e *podman) runExample(t *testing.T, file string, check exampleCheck) {
 	}
 	// Stop the app first, then the sidecars with SIGTERM, as the kubelet does with
 	// native sidecars: every line the app wrote must then be out.
-	e.podman(t, "stop", "-t", "0", check.pod+"-"+check.app)
-	logs := e.podman(t, "inspect", "--format", `{{range .Mounts}}{{if eq .Destination "/var/log"}}{{.Source}}{{end}}{{end}}`, check.pod+"-"+check.app)
+	apps := strings.Fields(check.app)
+	for _, app := range apps {
+		e.podman(t, "stop", "-t", "0", check.pod+"-"+app)
+	}
+	logs := e.podman(t, "inspect", "--format", `{{range .Mounts}}{{if eq .Destination "/var/log"}}{{.Source}}{{end}}{{end}}`, check.pod+"-"+apps[0])
 	for name := range check.sidecars {
 		e.podman(t, "stop", "-t", "10", check.pod+"-"+name)
 	}

@@ -18,10 +18,10 @@ import (
 
 // TailCmd follows files and writes their lines to stdout.
 type TailCmd struct {
-	Paths        []string      `arg:"" optional:"" name:"path" env:"SIDETAIL_PATHS" help:"File or glob to follow; TAG=PATH sets the tag (default: base name without extension). Env: comma-separated."`
+	Paths        []string      `arg:"" optional:"" name:"path" env:"SIDETAIL_PATHS" help:"File or glob to follow, or a socket to serve (unixgram:///PATH, unix:///PATH, udp://HOST:PORT, tcp://HOST:PORT); TAG=PATH sets the tag (default: base name without extension). Env: comma-separated."`
 	From         string        `enum:"head,tail" default:"head" env:"SIDETAIL_FROM" help:"Start files present at start-up at their head (every line) or tail (new lines only): ${enum}."`
 	Format       string        `enum:"raw,json" default:"raw" env:"SIDETAIL_FORMAT" help:"Output: raw lines or one JSON object per line (time, tag, file, message): ${enum}."`
-	Prefix       string        `env:"SIDETAIL_PREFIX" placeholder:"TEMPLATE" help:"Text before each raw line, with {tag}, {file} and {time}, e.g. '[{tag}] '."`
+	Prefix       string        `env:"SIDETAIL_PREFIX" placeholder:"TEMPLATE" help:"Text before each raw line, with {tag}, {file} and {time} (socket messages also {severity}, {facility}, {app}, {host}), e.g. '[{tag}] '."`
 	Timestamps   bool          `env:"SIDETAIL_TIMESTAMPS" help:"Start each raw line with its read time (RFC 3339), like kubectl logs --timestamps."`
 	MaxLine      Size          `default:"1Mi" env:"SIDETAIL_MAX_LINE" help:"Cut longer lines into pieces of at most this many bytes (Ki/Mi suffixes)."`
 	DrainTimeout time.Duration `default:"5s" env:"SIDETAIL_DRAIN_TIMEOUT" help:"On SIGTERM, time allowed to write every file up to its EOF."`
@@ -36,9 +36,15 @@ type TailCmd struct {
 	MultilineTimeout time.Duration `default:"1s" env:"SIDETAIL_MULTILINE_TIMEOUT" help:"End a record after this long without a new line."`
 	MaxRecord        Size          `default:"1Mi" env:"SIDETAIL_MAX_RECORD" help:"End a record when it reaches this many bytes."`
 
+	SocketFormat string `enum:"syslog,lines" default:"syslog" env:"SIDETAIL_SOCKET_FORMAT" help:"Socket messages: syslog (RFC 5424/3164 headers parsed; a message that does not parse is relayed as it is) or plain lines: ${enum}."`
+	SocketMode   string `default:"0666" env:"SIDETAIL_SOCKET_MODE" placeholder:"OCTAL" help:"Permissions of unix socket files (0666: an app running as another user can write)."`
+	SocketBuffer Size   `default:"4Mi" env:"SIDETAIL_SOCKET_BUFFER" help:"Receive buffer of datagram sockets: what they hold while stdout is slow, before the kernel drops (and we count) datagrams."`
+
 	Rotate Limits `embed:"" prefix:"rotate-" envprefix:"SIDETAIL_ROTATE_" group:"Rotate the followed files (see sidetail rotate --help)"`
 
 	sources   []tailer.Source
+	sockets   []tailer.SocketSpec
+	sockMode  fs.FileMode
 	rotate    *rotate.Config
 	prefix    tailer.Prefix
 	multiline *tailer.Multiline
@@ -46,7 +52,7 @@ type TailCmd struct {
 
 // Validate checks what kong cannot, one subject at a time.
 func (c *TailCmd) Validate() error {
-	for _, check := range []func() error{c.checkOutput, c.checkTiming, c.checkSources, c.checkMultiline, c.checkRotate, c.checkStateDir} {
+	for _, check := range []func() error{c.checkOutput, c.checkTiming, c.checkSources, c.checkSockets, c.checkMultiline, c.checkRotate, c.checkStateDir} {
 		if err := check(); err != nil {
 			return err
 		}
@@ -95,14 +101,31 @@ func (c *TailCmd) checkSources() error {
 	if len(c.Paths) == 0 {
 		return errors.New("no PATH: name a file or glob to follow, e.g. sidetail /var/log/app/*.log")
 	}
-	c.sources = c.sources[:0]
+	c.sources, c.sockets = c.sources[:0], c.sockets[:0]
 	for _, arg := range c.Paths {
+		if spec, ok, err := parseSocket(arg); ok || err != nil {
+			if err != nil {
+				return err
+			}
+			c.sockets = append(c.sockets, spec)
+			continue
+		}
 		src, err := parseSource(arg)
 		if err != nil {
 			return err
 		}
 		c.sources = append(c.sources, src)
 	}
+	return nil
+}
+
+// checkSockets checks the socket files' mode.
+func (c *TailCmd) checkSockets() error {
+	mode, err := strconv.ParseUint(c.SocketMode, 8, 32)
+	if err != nil || mode > 0o777 {
+		return fmt.Errorf("--socket-mode: %q is not an octal permission such as 0666", c.SocketMode)
+	}
+	c.sockMode = fs.FileMode(mode)
 	return nil
 }
 
@@ -135,6 +158,9 @@ func (c *TailCmd) checkRotate() error {
 
 // checkStateDir places the checkpoints: auto is beside the first file.
 func (c *TailCmd) checkStateDir() error {
+	if c.StateDir == "auto" && len(c.sources) == 0 {
+		c.StateDir = "" // sockets only: nothing to resume
+	}
 	if c.StateDir == "auto" {
 		c.StateDir = filepath.Join(staticDir(c.sources[0].Path), ".sidetail")
 	}
@@ -240,6 +266,23 @@ func parseSource(arg string) (tailer.Source, error) {
 	return src, nil
 }
 
+// parseSocket parses [TAG=]SCHEME://ADDRESS; ok is false for a file path.
+func parseSocket(arg string) (spec tailer.SocketSpec, ok bool, err error) {
+	tag, rest := "", arg
+	if t, r, found := strings.Cut(arg, "="); found && validTag(t) {
+		tag, rest = t, r
+	}
+	scheme, _, found := strings.Cut(rest, "://")
+	if !found || scheme == "" || strings.Trim(scheme, "abcdefghijklmnopqrstuvwxyz") != "" {
+		return spec, false, nil
+	}
+	spec, err = tailer.ParseSocketURL(tag, rest)
+	if err != nil {
+		return spec, true, fmt.Errorf("source %q: %v", rest, err)
+	}
+	return spec, true, nil
+}
+
 // validTag reports whether s is a tag: letters, digits, '.', '_' and '-'.
 func validTag(s string) bool {
 	if s == "" {
@@ -292,6 +335,18 @@ func (c *TailCmd) Run(ctx context.Context, s streams) error {
 			return r.Removed, err
 		}
 		cfg.CutInterval = c.Rotate.CheckInterval
+	}
+	for _, spec := range c.sockets {
+		sock, err := tailer.Listen(spec, tailer.SocketOptions{
+			Syslog: c.SocketFormat == "syslog", Mode: c.sockMode, Buffer: int(c.SocketBuffer),
+		}, log)
+		if err != nil {
+			for _, s := range cfg.Sockets {
+				s.Close()
+			}
+			return usageError{err}
+		}
+		cfg.Sockets = append(cfg.Sockets, sock)
 	}
 	done := make(chan error, 1)
 	out := tailer.NewOutput(s.stdout)

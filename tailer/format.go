@@ -21,7 +21,7 @@ type Prefix []prefixPart
 
 type prefixPart struct {
 	literal string
-	field   string // "tag", "file" or "time"; empty for a literal
+	field   string // "tag", "file", "time" or a syslog field; empty for a literal
 }
 
 // ParsePrefix parses a template such as "[{tag}] " or "{time} ".
@@ -43,8 +43,9 @@ func ParsePrefix(tmpl string) (Prefix, error) {
 		field := tmpl[open+1 : open+end]
 		switch field {
 		case "tag", "file", "time":
+		case "severity", "facility", "app", "host": // socket messages; empty for files
 		default:
-			return nil, fmt.Errorf("unknown placeholder {%s}: use {tag}, {file} or {time}", field)
+			return nil, fmt.Errorf("unknown placeholder {%s}: use {tag}, {file}, {time}, {severity}, {facility}, {app} or {host}", field)
 		}
 		p = append(p, prefixPart{field: field})
 		tmpl = tmpl[open+end+1:]

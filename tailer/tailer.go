@@ -37,6 +37,8 @@ type Config struct {
 	// offsets down by as much before it reads again, so nothing is lost or repeated.
 	Cut         func(path string, reading fs.FileInfo, emitted int64) (removed int64, err error)
 	CutInterval time.Duration
+	// Sockets are served beside the files (see socket.go); Run closes them.
+	Sockets []*Socket
 }
 
 // Source is one PATH argument: a file or a glob, with the tag its lines carry.
@@ -140,6 +142,9 @@ func Run(ctx context.Context, cfg Config, sources []Source, out *Output) error {
 		cfg.Checkpoints.prune(sources)
 	}
 	var wg sync.WaitGroup
+	for _, s := range cfg.Sockets {
+		wg.Go(func() { fail(s.serve(ctx, &cfg, out)) })
+	}
 	for _, src := range sources {
 		if src.IsGlob() {
 			wg.Go(func() { fail(t.scan(ctx, src)) })
