@@ -156,7 +156,7 @@ func TestOutputPace(t *testing.T) {
 	// When each write may go, from the start: writing takes time too (under -race,
 	// a good part of a second), which the bucket counts as refilling.
 	out.sleep = func(d time.Duration) { last = max(last, time.Since(begin)+d) }
-	chunk := bytes.Repeat([]byte("x"), 3<<20/7)               // not a divisor of the bucket
+	chunk := bytes.Repeat([]byte("x"), 3<<20/7) // not a divisor of the bucket
 	for range 7 {
 		if err := out.write(chunk); err != nil {
 			t.Fatal(err)
