@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -499,4 +501,90 @@ func TestMaxRate(t *testing.T) {
 	if took < want || took > want+time.Second {
 		t.Fatalf("took %s, want %s to %s", took, want, want+time.Second)
 	}
+}
+
+// While stdout is blocked, every file that takes the path is held open, deleted or
+// not; with --max-pinned-bytes the oldest deleted ones are given up past the bound,
+// each logged with its unread bytes, and every other file is relayed whole.
+func TestPinnedBound(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	const perFile, rotations = 2000, 50
+	g := &lineGen{stream: "w"}
+	os.WriteFile(path, g.next(perFile), 0o644)
+	cmd := exec.Command(bin, "--state-dir=", "--settle=0", "--max-pinned-bytes=512Ki", path)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncbuf.Buffer
+	cmd.Stdout, cmd.Stderr = w, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	out := bufio.NewReaderSize(r, 1<<20)
+	if _, err := out.ReadString('\n'); err != nil { // it is reading; the pipe then fills
+		t.Fatal(err)
+	}
+	for range rotations {
+		rename(t, path, path+".1") // the previous .1 is deleted: only held open
+		os.WriteFile(path, g.next(perFile), 0o644)
+		info, _ := os.Stat(path)
+		waitUntil(t, func() bool { return holds(cmd.Process.Pid, info) },
+			func() string { return "sidetail did not open the new file: " + stderr.String() })
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	var lines []string
+	for {
+		line, err := out.ReadString('\n')
+		if err != nil {
+			break
+		}
+		lines = append(lines, line)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v; stderr:\n%s", err, stderr.String())
+	}
+	// Reports are rate-limited; each carries the totals, and the last says all.
+	totals := regexp.MustCompile(`given_up_files=(\d+)`).FindAllStringSubmatch(stderr.String(), -1)
+	if len(totals) == 0 || !strings.Contains(stderr.String(), "held_bytes=") {
+		t.Fatalf("nothing given up or reported past --max-pinned-bytes; stderr:\n%s", stderr.String())
+	}
+	gaveUp, _ := strconv.Atoi(totals[len(totals)-1][1])
+	// The files relayed (the first line was read above): whole, in order; the
+	// missing ones are the ones given up.
+	s := append([]int{0}, seqs(lines, "w")...)
+	whole, missing := 0, 0
+	for i := 0; i < len(s); {
+		if s[i]%perFile != 0 {
+			t.Fatalf("output line %d: seq %d does not begin a file", i, s[i])
+		}
+		for j := range perFile {
+			if i+j >= len(s) || s[i+j] != s[i]+j {
+				t.Fatalf("file of seq %d not relayed whole", s[i])
+			}
+		}
+		if i > 0 {
+			missing += (s[i] - s[i-1] - 1) / perFile
+		}
+		whole++
+		i += perFile
+	}
+	t.Logf("%d files relayed whole, %d given up (%d logged)", whole, missing, gaveUp)
+	if missing != gaveUp || whole+missing != rotations+1 {
+		t.Fatalf("%d files relayed and %d missing of %d; %d logged as given up", whole, missing, rotations+1, gaveUp)
+	}
+}
+
+// holds reports whether the process pid has the file open.
+func holds(pid int, file os.FileInfo) bool {
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	for _, fd := range fds {
+		if info, err := os.Stat(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && os.SameFile(info, file) {
+			return true
+		}
+	}
+	return false
 }

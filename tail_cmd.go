@@ -18,19 +18,20 @@ import (
 
 // TailCmd follows files and writes their lines to stdout.
 type TailCmd struct {
-	Paths        []string      `arg:"" optional:"" name:"path" env:"SIDETAIL_PATHS" help:"File or glob to follow, or a socket to serve (unixgram:///PATH, unix:///PATH, udp://HOST:PORT, tcp://HOST:PORT); TAG=PATH sets the tag (default: base name without extension). Env: comma-separated."`
-	From         string        `enum:"head,tail" default:"head" env:"SIDETAIL_FROM" help:"Start files present at start-up at their head (every line) or tail (new lines only): ${enum}."`
-	Format       string        `enum:"raw,json" default:"raw" env:"SIDETAIL_FORMAT" help:"Output: raw lines or one JSON object per line (time, tag, file, message): ${enum}."`
-	Prefix       string        `env:"SIDETAIL_PREFIX" placeholder:"TEMPLATE" help:"Text before each raw line, with {tag}, {file} and {time} (socket messages also {severity}, {facility}, {app}, {host}), e.g. '[{tag}] '."`
-	Timestamps   bool          `env:"SIDETAIL_TIMESTAMPS" help:"Start each raw line with its read time (RFC 3339), like kubectl logs --timestamps."`
-	MaxLine      Size          `default:"1Mi" env:"SIDETAIL_MAX_LINE" help:"Cut longer lines into pieces of at most this many bytes (Ki/Mi suffixes)."`
-	DrainTimeout time.Duration `default:"5s" env:"SIDETAIL_DRAIN_TIMEOUT" help:"On SIGTERM, time allowed to write every file up to its EOF."`
-	MaxRate      Size          `default:"0" env:"SIDETAIL_MAX_RATE" help:"Write at most this many bytes per second (Ki/Mi suffixes; 0: no limit), e.g. 4Mi so a replay does not outrun the kubelet's log rotation; lines are delayed, never dropped."`
-	Settle       time.Duration `default:"250ms" env:"SIDETAIL_SETTLE" help:"After a rotation, read the old file until it has been quiet this long."`
-	Poll         bool          `env:"SIDETAIL_POLL" help:"Poll with stat instead of inotify (network filesystems)."`
-	PollInterval time.Duration `default:"250ms" env:"SIDETAIL_POLL_INTERVAL" help:"How often to stat files when polling."`
-	Quiet        bool          `env:"SIDETAIL_QUIET" help:"Log errors only."`
-	StateDir     string        `default:"auto" env:"SIDETAIL_STATE_DIR" placeholder:"DIR" help:"Where checkpoints live so a restart neither repeats nor skips lines. auto: a .sidetail folder beside the first file; empty: off."`
+	Paths          []string      `arg:"" optional:"" name:"path" env:"SIDETAIL_PATHS" help:"File or glob to follow, or a socket to serve (unixgram:///PATH, unix:///PATH, udp://HOST:PORT, tcp://HOST:PORT); TAG=PATH sets the tag (default: base name without extension). Env: comma-separated."`
+	From           string        `enum:"head,tail" default:"head" env:"SIDETAIL_FROM" help:"Start files present at start-up at their head (every line) or tail (new lines only): ${enum}."`
+	Format         string        `enum:"raw,json" default:"raw" env:"SIDETAIL_FORMAT" help:"Output: raw lines or one JSON object per line (time, tag, file, message): ${enum}."`
+	Prefix         string        `env:"SIDETAIL_PREFIX" placeholder:"TEMPLATE" help:"Text before each raw line, with {tag}, {file} and {time} (socket messages also {severity}, {facility}, {app}, {host}), e.g. '[{tag}] '."`
+	Timestamps     bool          `env:"SIDETAIL_TIMESTAMPS" help:"Start each raw line with its read time (RFC 3339), like kubectl logs --timestamps."`
+	MaxLine        Size          `default:"1Mi" env:"SIDETAIL_MAX_LINE" help:"Cut longer lines into pieces of at most this many bytes (Ki/Mi suffixes)."`
+	DrainTimeout   time.Duration `default:"5s" env:"SIDETAIL_DRAIN_TIMEOUT" help:"On SIGTERM, time allowed to write every file up to its EOF."`
+	MaxPinnedBytes Size          `default:"0" env:"SIDETAIL_MAX_PINNED_BYTES" help:"While stdout is slow, files rotated away and deleted are held open so no line is lost; past this much disk held, the oldest is given up, its unread lines lost and logged (0: no limit)."`
+	MaxRate        Size          `default:"0" env:"SIDETAIL_MAX_RATE" help:"Write at most this many bytes per second (Ki/Mi suffixes; 0: no limit), e.g. 4Mi so a replay does not outrun the kubelet's log rotation; lines are delayed, never dropped."`
+	Settle         time.Duration `default:"250ms" env:"SIDETAIL_SETTLE" help:"After a rotation, read the old file until it has been quiet this long."`
+	Poll           bool          `env:"SIDETAIL_POLL" help:"Poll with stat instead of inotify (network filesystems)."`
+	PollInterval   time.Duration `default:"250ms" env:"SIDETAIL_POLL_INTERVAL" help:"How often to stat files when polling."`
+	Quiet          bool          `env:"SIDETAIL_QUIET" help:"Log errors only."`
+	StateDir       string        `default:"auto" env:"SIDETAIL_STATE_DIR" placeholder:"DIR" help:"Where checkpoints live so a restart neither repeats nor skips lines. auto: a .sidetail folder beside the first file; empty: off."`
 
 	MultilineStart   []string      `sep:"none" env:"SIDETAIL_MULTILINE_START" placeholder:"[TAG=]REGEX" help:"A line matching REGEX starts a record; the lines after it that do not match join it (stack traces). TAG=REGEX: for that tag only (repeat the flag). Env: one per line."`
 	MultilineTimeout time.Duration `default:"1s" env:"SIDETAIL_MULTILINE_TIMEOUT" help:"End a record after this long without a new line."`
@@ -313,15 +314,16 @@ func (c *TailCmd) Run(ctx context.Context, s streams) error {
 		}
 	}
 	cfg := tailer.Config{
-		Checkpoints:  cps,
-		Format:       tailer.Format{JSON: c.Format == "json", Prefix: c.prefix},
-		MaxLine:      int(c.MaxLine),
-		Settle:       c.Settle,
-		FromTail:     c.From == "tail",
-		Poll:         c.Poll,
-		PollInterval: c.PollInterval,
-		Log:          log,
-		Multiline:    c.multiline,
+		Checkpoints:    cps,
+		Format:         tailer.Format{JSON: c.Format == "json", Prefix: c.prefix},
+		MaxLine:        int(c.MaxLine),
+		Settle:         c.Settle,
+		FromTail:       c.From == "tail",
+		Poll:           c.Poll,
+		PollInterval:   c.PollInterval,
+		Log:            log,
+		Multiline:      c.multiline,
+		MaxPinnedBytes: int64(c.MaxPinnedBytes),
 	}
 	if c.rotate != nil {
 		c.rotate.Log = log

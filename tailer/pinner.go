@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -22,6 +23,13 @@ type pinner struct {
 	path  string
 	files *registry
 	log   *slog.Logger
+	// maxHeld bounds the disk that pinned files already deleted keep in use (an
+	// emptyDir's sizeLimit counts them); 0: no bound, nothing is given up.
+	maxHeld int64
+	warned  time.Time // when the disk they hold was last reported
+	// gaveUp counts the files given up and their unread bytes; each report
+	// carries the totals (the log is rate-limited per message and path).
+	gaveUp, gaveUpBytes int64
 
 	mu      sync.Mutex
 	pending []*openFile // oldest first
@@ -43,6 +51,11 @@ func (p *pinner) begin(chain []*openFile) {
 func (p *pinner) closeAll() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.gaveUp > 0 {
+		// The last word on what was lost, past the log's rate limit.
+		p.log.Error("files given up while the reader was behind", "path", p.path,
+			"given_up_files", p.gaveUp, "given_up_bytes", p.gaveUpBytes)
+	}
 	for _, o := range p.pending {
 		p.files.close(o, o.start)
 	}
@@ -87,6 +100,63 @@ func (p *pinner) pin() {
 	}
 	p.pending = append(append(p.pending, missed...), o)
 	p.newest = o
+	p.bound()
+}
+
+// heldWarn is how much disk pinned deleted files may keep before it is reported
+// (once a minute), when no bound is set.
+const heldWarn = 64 << 20
+
+// bound reports the disk pinned deleted files keep, once a minute while above half
+// the bound (or heldWarn), and gives up the oldest of them while above the bound:
+// its unread bytes are lost, and said so. Called with mu held.
+func (p *pinner) bound() {
+	warnAt := int64(heldWarn)
+	if p.maxHeld > 0 {
+		warnAt = p.maxHeld / 2
+	}
+	for {
+		held, oldest := p.held()
+		if held > warnAt && time.Since(p.warned) >= time.Minute {
+			p.warned = time.Now()
+			p.log.Warn("reader behind: deleted files held open for it keep disk in use",
+				"path", p.path, "pinned", len(p.pending), "held_bytes", held)
+		}
+		if p.maxHeld == 0 || held <= p.maxHeld || oldest < 0 {
+			return
+		}
+		o := p.pending[oldest]
+		unread := int64(0)
+		if info, err := o.Stat(); err == nil {
+			unread = max(0, info.Size()-o.start)
+		}
+		p.gaveUp++
+		p.gaveUpBytes += unread
+		p.log.Error("giving up a deleted file the reader did not get to: its unread bytes are lost",
+			"path", p.path, "file", o.Name(), "unread_bytes", unread, "held_bytes", held, "max_pinned_bytes", p.maxHeld,
+			"given_up_files", p.gaveUp, "given_up_bytes", p.gaveUpBytes)
+		p.pending = append(p.pending[:oldest], p.pending[oldest+1:]...)
+		p.files.close(o, o.start)
+	}
+}
+
+// held returns the disk the pinned files already deleted keep in use, and the index
+// of the oldest of them (-1: none). Called with mu held.
+func (p *pinner) held() (bytes int64, oldest int) {
+	oldest = -1
+	for i, o := range p.pending {
+		info, err := o.Stat()
+		if err != nil {
+			continue
+		}
+		if st, ok := info.Sys().(*syscall.Stat_t); ok && st.Nlink == 0 {
+			bytes += st.Blocks * 512
+			if oldest < 0 {
+				oldest = i
+			}
+		}
+	}
+	return bytes, oldest
 }
 
 // next takes the oldest pinned file, or returns nil: the reader must open the path.

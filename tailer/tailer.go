@@ -37,6 +37,10 @@ type Config struct {
 	// offsets down by as much before it reads again, so nothing is lost or repeated.
 	Cut         func(path string, reading fs.FileInfo, emitted int64) (removed int64, err error)
 	CutInterval time.Duration
+	// MaxPinnedBytes bounds the disk that files rotated away and deleted, held open
+	// for a reader behind (a slow stdout), keep in use; past it the oldest is given
+	// up. 0: no bound.
+	MaxPinnedBytes int64
 	// Sockets are served beside the files (see socket.go); Run closes them.
 	Sockets []*Socket
 }
@@ -187,7 +191,7 @@ func (t *tailer) follower(path, tag string, opts followOpts) *follower {
 	return &follower{
 		path: path, cfg: t.cfg, files: t.files, opts: opts, cp: cp, emit: emit, lr: lr,
 		wait: waker{idle: t.idle, lr: lr},
-		pins: &pinner{path: path, files: t.files, log: t.cfg.Log},
+		pins: &pinner{path: path, files: t.files, log: t.cfg.Log, maxHeld: t.cfg.MaxPinnedBytes},
 		cuts: newCutter(t.cfg, path, opts.globbed),
 	}
 }
