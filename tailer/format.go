@@ -2,6 +2,7 @@ package tailer
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"time"
@@ -162,43 +163,72 @@ func (e *encoder) appendRecord(dst, rec []byte, cut bool, now time.Time) []byte 
 
 const hexDigits = "0123456789abcdef"
 
+// Word masks for jsonSafe8: a byte of ones, and a byte of high bits, in each lane.
+const (
+	lanes01 = 0x0101010101010101
+	lanes80 = 0x8080808080808080
+)
+
+// jsonSafe8 reports whether none of the 8 bytes of x needs escaping: each is ASCII,
+// at least 0x20, and neither '"' nor '\\'. Log lines are mostly such bytes, so
+// appendJSONString skips them a word at a time. When every lane of v is below 0x80,
+// (v-n*lanes01)&^v has some high bit set exactly when some lane is below n (the
+// "hasless" bit trick; lanes above the first hit may be flagged falsely, which does
+// not matter for "any"); a lane of 0x80 or more sets its own high bit in x.
+func jsonSafe8(x uint64) bool {
+	ctl := (x - 0x20*lanes01) &^ x
+	quote := x ^ '"'*lanes01
+	quote = (quote - lanes01) &^ quote
+	slash := x ^ '\\'*lanes01
+	slash = (slash - lanes01) &^ slash
+	return (x|ctl|quote|slash)&lanes80 == 0
+}
+
 // appendJSONString appends s as the inside of a JSON string. Invalid UTF-8 becomes
 // U+FFFD so the output is always valid JSON; the raw format keeps the bytes.
 func appendJSONString(dst, s []byte) []byte {
 	start := 0
 	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
+		if i+8 <= len(s) && jsonSafe8(binary.LittleEndian.Uint64(s[i:])) {
+			i += 8
+			continue
+		}
+		// This word needs care: take its bytes one at a time (a rune may end past
+		// it), then try whole words again.
+		for end := min(i+8, len(s)); i < end; {
+			c := s[i]
+			if c < utf8.RuneSelf {
+				if c >= 0x20 && c != '"' && c != '\\' {
+					i++
+					continue
+				}
+				dst = append(dst, s[start:i]...)
+				switch c {
+				case '"', '\\':
+					dst = append(dst, '\\', c)
+				case '\n':
+					dst = append(dst, '\\', 'n')
+				case '\r':
+					dst = append(dst, '\\', 'r')
+				case '\t':
+					dst = append(dst, '\\', 't')
+				default:
+					dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+				}
 				i++
+				start = i
 				continue
 			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			r, size := utf8.DecodeRune(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				dst = append(dst, s[start:i]...)
+				dst = append(dst, `\ufffd`...)
+				i++
+				start = i
+				continue
 			}
-			i++
-			start = i
-			continue
+			i += size
 		}
-		r, size := utf8.DecodeRune(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
 	}
 	return append(dst, s[start:]...)
 }

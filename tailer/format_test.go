@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -142,5 +143,116 @@ func BenchmarkJSON(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
 		out = e.appendSegment(out[:0], data, false, goldenTime)
+	}
+}
+
+// appendJSONStringByByte is appendJSONString before its word-at-a-time scan: the
+// reference the fast path must match byte for byte.
+func appendJSONStringByByte(dst, s []byte) []byte {
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	return append(dst, s[start:]...)
+}
+
+// jsonWordCases are long ASCII runs with one byte that needs care at every offset
+// within a word, and at the words' edges: the cases the word-at-a-time scan skips.
+func jsonWordCases() [][]byte {
+	var cases [][]byte
+	for _, special := range []string{"\"", "\\", "\n", "\x00", "\x1f", "\x7f", " ", "\x80", "\xff", "é", "€", "\U0001F600", "\xe2\x82"} {
+		for n := 0; n < 24; n++ {
+			for at := 0; at <= n; at++ {
+				s := strings.Repeat("a", at) + special + strings.Repeat("b", n-at)
+				cases = append(cases, []byte(s))
+			}
+		}
+	}
+	return cases
+}
+
+func TestJSONStringWords(t *testing.T) {
+	for _, in := range jsonWordCases() {
+		got := appendJSONString([]byte("x"), in)
+		want := appendJSONStringByByte([]byte("x"), in)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("appendJSONString(%q) = %q, want %q", in, got, want)
+		}
+		var back string
+		if err := json.Unmarshal([]byte(`"`+string(got[1:])+`"`), &back); err != nil || back != string([]rune(string(in))) {
+			t.Fatalf("appendJSONString(%q) = %q decodes to %q (%v)", in, got, back, err)
+		}
+	}
+}
+
+// FuzzJSONString checks the escaping alone against the byte-at-a-time reference and
+// encoding/json, so long runs reach the word-at-a-time scan.
+func FuzzJSONString(f *testing.F) {
+	for _, in := range jsonWordCases() {
+		f.Add(in)
+	}
+	f.Fuzz(func(t *testing.T, s []byte) {
+		got := appendJSONString(nil, s)
+		if want := appendJSONStringByByte(nil, s); !bytes.Equal(got, want) {
+			t.Fatalf("appendJSONString(%q) = %q, want %q", s, got, want)
+		}
+		var back string
+		if err := json.Unmarshal([]byte(`"`+string(got)+`"`), &back); err != nil || back != string([]rune(string(s))) {
+			t.Fatalf("appendJSONString(%q) = %q decodes to %q (%v)", s, got, back, err)
+		}
+	})
+}
+
+func BenchmarkJSONString(b *testing.B) {
+	for _, tc := range []struct{ name, line string }{
+		{"ascii", strings.Repeat("GET /api/v1/items?id=42 HTTP/1.1 200 ", 3)},
+		{"quotes", strings.Repeat(`{"k":"v","n":1} `, 6)},
+		{"utf8", strings.Repeat("žluťoučký kůň ", 7)},
+	} {
+		// The reference alongside, so one run gives the ratio on a noisy machine.
+		for _, impl := range []struct {
+			name   string
+			escape func(dst, s []byte) []byte
+		}{{"words", appendJSONString}, {"bytes", appendJSONStringByByte}} {
+			b.Run(tc.name+"/"+impl.name, func(b *testing.B) {
+				s := []byte(tc.line)
+				var out []byte
+				b.SetBytes(int64(len(s)))
+				for b.Loop() {
+					out = impl.escape(out[:0], s)
+				}
+			})
+		}
 	}
 }
