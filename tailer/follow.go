@@ -673,8 +673,8 @@ func (f *follower) emit() error {
 				return err
 			}
 		} else {
-			f.outBuf = f.enc.appendSegment(f.outBuf[:0], seg, partial, now)
-			if err := f.out.write(f.outBuf); err != nil {
+			var err error
+			if f.outBuf, err = f.enc.writeSegment(f.out, f.outBuf, seg, partial, now); err != nil {
 				return err
 			}
 		}
@@ -696,8 +696,8 @@ func (f *follower) emitHeld() error {
 	if len(held) == 0 {
 		return nil
 	}
-	f.outBuf = f.enc.appendSegment(f.outBuf[:0], held, false, time.Now())
-	if err := f.out.write(f.outBuf); err != nil {
+	var err error
+	if f.outBuf, err = f.enc.writeSegment(f.out, f.outBuf, held, false, time.Now()); err != nil {
 		return err
 	}
 	f.emitted += int64(len(held))
@@ -710,8 +710,8 @@ func (f *follower) flushRecord() error {
 	if len(rec) == 0 {
 		return nil
 	}
-	f.outBuf = f.enc.appendRecord(f.outBuf[:0], rec, cut, f.rec.first)
-	if err := f.out.write(f.outBuf); err != nil {
+	var err error
+	if f.outBuf, err = f.enc.writeRecord(f.out, f.outBuf, rec, cut, f.rec.first); err != nil {
 		return err
 	}
 	f.emitted += int64(len(rec))

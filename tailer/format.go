@@ -232,3 +232,119 @@ func appendJSONString(dst, s []byte) []byte {
 	}
 	return append(dst, s[start:]...)
 }
+
+const (
+	// encodeRun is the most input one appendSegment call encodes when writing: it
+	// bounds the output buffer whatever the lines (an empty line is about 100 bytes
+	// of JSON), and is the reader's usual segment, which thus takes one call.
+	encodeRun = readSize
+	// writeChunk is how much encoded output is gathered before a write while a
+	// long segment goes out in pieces.
+	writeChunk = 64 << 10
+)
+
+// writeSegment writes seg to out as appendSegment encodes it, using buf as the output
+// buffer, and returns buf for reuse. A segment longer than encodeRun (a long line,
+// or a run of lines read into a buffer a long line grew) goes out in pieces under one
+// hold of out: neither it nor its encoding is copied whole, so a line of --max-line
+// bytes costs memory once, in the reader, and buf stays small.
+func (e *encoder) writeSegment(out *Output, buf, seg []byte, partial bool, now time.Time) ([]byte, error) {
+	if len(seg) <= encodeRun {
+		buf = e.appendSegment(buf[:0], seg, partial, now)
+		return buf, out.write(buf)
+	}
+	out.hold()
+	defer out.release()
+	buf = buf[:0]
+	var err error
+	for len(seg) > 0 && err == nil {
+		run := seg[:min(len(seg), encodeRun)]
+		if n := bytes.LastIndexByte(run, '\n'); n >= 0 || len(seg) <= encodeRun {
+			if len(seg) > encodeRun {
+				run = run[:n+1]
+			}
+			seg = seg[len(run):]
+			buf = e.appendSegment(buf, run, partial && len(seg) == 0, now)
+			if len(buf) >= writeChunk {
+				err = out.put(buf)
+				buf = buf[:0]
+			}
+			continue
+		}
+		line, rest, _ := bytes.Cut(seg, []byte{'\n'})
+		seg = rest
+		buf, err = e.putLongLine(out, buf, line, partial && len(seg) == 0, now)
+	}
+	if err == nil && len(buf) > 0 {
+		err = out.put(buf)
+	}
+	return buf[:0], err
+}
+
+// writeRecord writes a multiline record to out as appendRecord encodes it, in
+// pieces when it is long, as writeSegment does.
+func (e *encoder) writeRecord(out *Output, buf, rec []byte, cut bool, now time.Time) ([]byte, error) {
+	if !e.json {
+		return e.writeSegment(out, buf, rec, false, now)
+	}
+	if len(rec) <= encodeRun {
+		buf = e.appendRecord(buf[:0], rec, cut, now)
+		return buf, out.write(buf)
+	}
+	out.hold()
+	defer out.release()
+	buf, err := e.putLongLine(out, buf[:0], bytes.TrimSuffix(rec, []byte{'\n'}), cut, now)
+	if err == nil && len(buf) > 0 {
+		err = out.put(buf)
+	}
+	return buf[:0], err
+}
+
+// putLongLine puts one line (without its newline) to the held out after what buf
+// holds, encoded as appendSegment does: raw bytes straight from line, JSON escaped
+// in pieces of about writeChunk. It returns what is left to put in buf.
+func (e *encoder) putLongLine(out *Output, buf, line []byte, partial bool, now time.Time) ([]byte, error) {
+	e.stamp = now.AppendFormat(e.stamp[:0], time.RFC3339Nano)
+	if !e.json {
+		if !e.plain {
+			for i, p := range e.prefix {
+				if e.timeAt[i] {
+					buf = append(buf, e.stamp...)
+				} else {
+					buf = append(buf, p...)
+				}
+			}
+		}
+		if len(buf) > 0 {
+			if err := out.put(buf); err != nil {
+				return buf[:0], err
+			}
+		}
+		if err := out.put(line); err != nil {
+			return buf[:0], err
+		}
+		return append(buf[:0], '\n'), nil
+	}
+	buf = append(buf, `{"time":"`...)
+	buf = append(buf, e.stamp...)
+	buf = append(buf, e.jsonHead...)
+	for len(line) > 0 {
+		// Cut at a rune's start, so each piece escapes as it would in the whole.
+		n := len(line)
+		if n > writeChunk {
+			n = cutPoint(line, writeChunk)
+		}
+		buf = appendJSONString(buf, line[:n])
+		line = line[n:]
+		if len(buf) >= writeChunk {
+			if err := out.put(buf); err != nil {
+				return buf[:0], err
+			}
+			buf = buf[:0]
+		}
+	}
+	if partial {
+		return append(buf, `","partial":true}`+"\n"...), nil
+	}
+	return append(buf, `"}`+"\n"...), nil
+}

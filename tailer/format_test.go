@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -253,6 +254,116 @@ func BenchmarkJSONString(b *testing.B) {
 					out = impl.escape(out[:0], s)
 				}
 			})
+		}
+	}
+}
+
+// writeRecorder keeps what is written, and the largest single write.
+type writeRecorder struct {
+	bytes.Buffer
+	largest int
+}
+
+func (w *writeRecorder) Write(p []byte) (int, error) {
+	w.largest = max(w.largest, len(p))
+	return w.Buffer.Write(p)
+}
+
+// TestWriteSegmentLong checks that segments too long for one encoding buffer go out
+// byte for byte as appendSegment encodes them, while the output buffer stays small:
+// a long line costs no second copy of itself.
+func TestWriteSegmentLong(t *testing.T) {
+	// Runes and escapes around every place a piece may be cut.
+	var long strings.Builder
+	for long.Len() < 16*writeChunk {
+		long.WriteString(strings.Repeat("y", writeChunk-5))
+		long.WriteString("é€\"\x01\xff😀")
+	}
+	short := strings.Repeat("short line\n", encodeRun/11+3)
+	inputs := []struct {
+		name    string
+		seg     string
+		partial bool
+	}{
+		{"piece", long.String(), true},
+		{"held", long.String(), false},
+		{"line", long.String() + "\n", false},
+		{"lines", short + long.String() + "\n" + short + long.String() + "\n" + short, false},
+		{"lines then piece", short + short + long.String(), true},
+		{"short lines", short + short + short, false},
+	}
+	formats := map[string]Format{
+		"raw":    {},
+		"prefix": {Prefix: mustPrefix(t, "{time} [{tag}] ")},
+		"json":   {JSON: true},
+	}
+	const bufBound = 8 * writeChunk
+	for fname, f := range formats {
+		for _, in := range inputs {
+			e := newEncoder(f, "app", "/var/log/app.log")
+			want := e.appendSegment(nil, []byte(in.seg), in.partial, goldenTime)
+			var w writeRecorder
+			buf, err := e.writeSegment(NewOutput(&w), nil, []byte(in.seg), in.partial, goldenTime)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(w.Bytes(), want) {
+				t.Fatalf("%s %s: writeSegment wrote %d bytes unlike appendSegment's %d", fname, in.name, w.Len(), len(want))
+			}
+			if cap(buf) > bufBound {
+				t.Fatalf("%s %s: output buffer grew to %d bytes for %d of input", fname, in.name, cap(buf), len(in.seg))
+			}
+			if f.JSON && w.largest > bufBound {
+				t.Fatalf("%s %s: one write of %d bytes: the encoding was gathered whole", fname, in.name, w.largest)
+			}
+		}
+	}
+	for _, cut := range []bool{false, true} {
+		rec := []byte(short + long.String() + "\n" + short)
+		e := newEncoder(Format{JSON: true}, "app", "/var/log/app.log")
+		want := e.appendRecord(nil, rec, cut, goldenTime)
+		var w writeRecorder
+		buf, err := e.writeRecord(NewOutput(&w), nil, rec, cut, goldenTime)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(w.Bytes(), want) {
+			t.Fatalf("record (cut %v): writeRecord wrote %d bytes unlike appendRecord's %d", cut, w.Len(), len(want))
+		}
+		if cap(buf) > bufBound || w.largest > bufBound {
+			t.Fatalf("record: output buffer of %d bytes, a write of %d", cap(buf), w.largest)
+		}
+	}
+}
+
+// TestWriteSegmentLongNotInterleaved writes long lines of two files at once, in
+// pieces: each output line must still hold one file's bytes only.
+func TestWriteSegmentLongNotInterleaved(t *testing.T) {
+	var w writeRecorder
+	out := NewOutput(&w)
+	var wg sync.WaitGroup
+	for _, fill := range []string{"a", "b"} {
+		wg.Go(func() {
+			e := newEncoder(Format{}, fill, fill)
+			seg := []byte(strings.Repeat(fill, 3*writeChunk))
+			var buf []byte
+			for i := range 20 {
+				var err error
+				if buf, err = e.writeSegment(out, buf, seg, i%2 == 0, goldenTime); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	lines := strings.Split(strings.TrimSuffix(w.String(), "\n"), "\n")
+	if len(lines) != 40 {
+		t.Fatalf("%d lines, want 40", len(lines))
+	}
+	for i, line := range lines {
+		if strings.Trim(line, line[:1]) != "" || len(line) != 3*writeChunk {
+			t.Fatalf("line %d mixes files or is cut: %d bytes starting %q", i, len(line), line[:10])
 		}
 	}
 }
