@@ -1,7 +1,6 @@
 package rotate
 
 import (
-	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 )
 
 // stampLayout names archives by the time of the cut, in UTC, sorting in time
@@ -51,10 +52,12 @@ func (f *File) newArchive(live *os.File) (*archiveWriter, error) {
 	}
 	a := &archiveWriter{f: f, tmp: tmp, w: tmp}
 	if f.cfg.Compress {
-		// The default level: 10 MiB of access-log lines in 62 ms, 9x smaller;
-		// BestSpeed saves a third of the time for 43% more bytes (measured on
-		// the project's 2-core test machine), and the volume is what is scarce.
-		a.gz = gzip.NewWriter(tmp)
+		// klauspost's gzip at level 2 (BenchmarkArchiveGzip, per CPU-second on
+		// a busy 2-core machine): random base64 lines 114 MB/s and 0.71 of
+		// their size, where the standard library's default did 30 MB/s and let
+		// a fast writer outgrow the cuts; access logs 370 MB/s (5.6x) and 0.138
+		// (the default: 0.117). It costs 90 KB of binary.
+		a.gz, _ = gzip.NewWriterLevel(tmp, 2) // a valid level: no error
 		a.w = a.gz
 	}
 	return a, nil
