@@ -4,13 +4,54 @@
 # logrotate copytruncate on the same writer. Timings are noisy: compare the
 # ratios of one run, not absolute numbers across runs.
 #
+#   bench/compare.sh [MODE...]
+#
+# Modes (none: catchup checkpoint latency idle longline binary rotation):
+#   steady      a writer appends 100-byte lines at STEADY_MB MB/s in 64 KiB writes
+#               for STEADY_SECONDS; each follower's stdout goes to `wc -l`; CPU-seconds
+#               per GB relayed, median of STEADY_ROUNDS alternating rounds
+#   latency     write -> stdout latency at LATENCY_RATE lines/s
+#   idle        IDLE_FILES idle files for IDLE_SECONDS: wakeups/s, CPU, RSS
+#   many        MANY_FILES idle files for MANY_SECONDS: RSS, CPU
+#   catchup     SIZE_MB MiB of 100-byte lines into a pipe, against cat
+#   checkpoint  catch-up with and without checkpoints, alternating
+#   longline    --max-line=LONG_MAX_MB Mi with one LONG_MB MiB line: peak RSS
+#   binary      the static binary's size
+#   rotation    logrotate copytruncate against sidetail rotate: lines lost
+#   compress    sidetail rotate --compress against a writer of random base64 lines
+#               at COMPRESS_MB MB/s: how large the live file gets
+#   issue17     steady latency idle many catchup longline compress binary
+#
+# Two sidetail builds in one run (before/after): SIDETAIL_BASE=/path/to/old runs
+# every sidetail measurement for both, alternating, beside SIDETAIL (default: built
+# from this tree). QUICK=1 shortens every duration (about 2-3 minutes for issue17).
+#
 #   bench/compare.sh                 # 1 GiB catch-up, 60 s idle
 #   SIZE_MB=256 IDLE_SECONDS=10 bench/compare.sh
+#   SIDETAIL_BASE=/tmp/sidetail-main bench/compare.sh issue17
+#   QUICK=1 SIDETAIL_BASE=/tmp/sidetail-main bench/compare.sh steady
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+if [ -n "${QUICK:-}" ]; then
+  : "${SIZE_MB:=128}" "${IDLE_SECONDS:=10}" "${STEADY_SECONDS:=4}" "${STEADY_ROUNDS:=1}"
+  : "${LATENCY_N:=400}" "${MANY_SECONDS:=10}" "${LONG_MAX_MB:=16}" "${LONG_MB:=64}"
+  : "${COMPRESS_SECONDS:=4}" "${CP_ROUNDS:=3}" "${ROTATE_SECONDS:=3}"
+fi
 SIZE_MB=${SIZE_MB:-1024}
 IDLE_SECONDS=${IDLE_SECONDS:-60}
+IDLE_FILES=${IDLE_FILES:-10}
+STEADY_MB=${STEADY_MB:-20}
+STEADY_SECONDS=${STEADY_SECONDS:-20}
+STEADY_ROUNDS=${STEADY_ROUNDS:-3}
+LATENCY_RATE=${LATENCY_RATE:-200}
+LATENCY_N=${LATENCY_N:-2000}
+MANY_FILES=${MANY_FILES:-1000}
+MANY_SECONDS=${MANY_SECONDS:-30}
+LONG_MAX_MB=${LONG_MAX_MB:-64}
+LONG_MB=${LONG_MB:-256}
+COMPRESS_MB=${COMPRESS_MB:-100}
+COMPRESS_SECONDS=${COMPRESS_SECONDS:-15}
 WORK=${WORK:-$(mktemp -d /var/tmp/sidetail-bench.XXXXXX)}
 trap 'rm -rf "$WORK"' EXIT
 
@@ -23,21 +64,47 @@ if ! command -v logrotate >/dev/null; then
   apt-get install -y -qq logrotate >/dev/null
 fi
 
-static=$WORK/sidetail
-CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$static" .
+# The sidetail builds under test: NAMES[i] runs BINS[i]. With SIDETAIL_BASE the
+# base comes first, so "sidetail" (the new one) is always the last.
+if [ -n "${SIDETAIL:-}" ]; then
+  cp "$SIDETAIL" "$WORK/sidetail"
+else
+  CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$WORK/sidetail" .
+fi
+NAMES=(sidetail) BINS=("$WORK/sidetail")
+if [ -n "${SIDETAIL_BASE:-}" ]; then
+  cp "$SIDETAIL_BASE" "$WORK/sidetail-base"
+  NAMES=(sidetail-base sidetail) BINS=("$WORK/sidetail-base" "$WORK/sidetail")
+fi
 # Checkpoints off for the comparisons: a second run would resume and print nothing.
+for b in "${BINS[@]}"; do
+  printf '#!/bin/sh\nexec %s --state-dir= "$@"\n' "$b" > "$b-nostate"; chmod +x "$b-nostate"
+done
+static=$WORK/sidetail
 bin=$WORK/sidetail-nostate
-printf '#!/bin/sh\nexec %s --state-dir= "$@"\n' "$static" > "$bin"; chmod +x "$bin"
-# With checkpoints, each run starting from an empty state dir.
-withstate=$WORK/sidetail-state
-printf '#!/bin/sh\nrm -rf %s/state; exec %s --state-dir=%s/state "$@"\n' "$WORK" "$static" "$WORK" > "$withstate"; chmod +x "$withstate"
 go build -o "$WORK/latency" ./bench/latency
+go build -o "$WORK/appender" ./bench/appender
+go build -o "$WORK/rotateloss" ./bench/rotateloss
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "inf"; else printf "%.2f", a / b }'; }
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+hz=$(getconf CLK_TCK)
+# cpu_ticks PID: user+system clock ticks of the process, exited threads included.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# switches PID: voluntary and involuntary context switches of all its threads: each
+# is a wakeup (or a preemption) of one of them.
+switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { s += $2 } END { print s + 0 }'; }
+rss_kib() { awk '/VmRSS/ { print $2 }' "/proc/$1/status"; }
+hwm_kib() { awk '/VmHWM/ { print $2 }' "/proc/$1/status"; }
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
+# stop PID: SIGTERM, then wait for it.
+stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 # 100-byte lines: 99 bytes of text and a newline.
-big=$WORK/big.log
-lines=$(( SIZE_MB * 1024 * 1024 / 100 ))
-awk -v n="$lines" 'BEGIN { pad = sprintf("%80s", ""); gsub(/ /, "x", pad);
-  for (i = 0; i < n; i++) printf "%018d %s\n", i, pad }' > "$big"
+make_lines() { # FILE MIB
+  awk -v n="$(( $2 * 1024 * 1024 / 100 ))" 'BEGIN { pad = sprintf("%80s", ""); gsub(/ /, "x", pad);
+    for (i = 0; i < n; i++) printf "%018d %s\n", i, pad }' > "$1"
+}
 
 # until_out HEAD_ARG CMD...: runs CMD into a pipe until `head HEAD_ARG` has what it
 # wants (-c BYTES or -n LINES); prints wall ms and the CPU ms of CMD's threads (from
@@ -65,84 +132,227 @@ best() {
   echo "$b"
 }
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-
-echo "== catch-up: $SIZE_MB MiB of 100-byte lines into a pipe (higher ratio is faster)"
-cat "$big" > /dev/null # warm the page cache: every tool reads from memory
-# Raw output is the file's bytes: stop at that many. JSON is longer: count lines.
-bytes="-c $(stat -c %s "$big")"
-cat_ms=$(best "$bytes" cat "$big")
-raw_ms=$(best "$bytes" "$bin" "$big")
-json_ms=$(best "-n $lines" "$bin" --format=json "$big")
-gnu_ms=$(best "$bytes" tail -n+1 -F "$big")
-bb_ms=$(best "$bytes" busybox tail -n+1 -F "$big")
-mbs() { awk -v ms="$1" -v mb="$SIZE_MB" 'BEGIN { printf "%.0f MiB/s", mb / (ms / 1000) }'; }
-printf "%-22s %7s ms  %-12s 1.00 x cat\n" cat "$cat_ms" "$(mbs "$cat_ms")"
-printf "%-22s %7s ms  %-12s %s x cat, %s x GNU tail (target >= 0.7 x cat, >= 1 x GNU)\n" "sidetail raw" "$raw_ms" "$(mbs "$raw_ms")" "$(ratio "$cat_ms" "$raw_ms")" "$(ratio "$gnu_ms" "$raw_ms")"
-printf "%-22s %7s ms  %-12s %s x cat (target >= 0.25)\n" "sidetail json" "$json_ms" "$(mbs "$json_ms")" "$(ratio "$cat_ms" "$json_ms")"
-printf "%-22s %7s ms  %-12s %s x cat\n" "GNU tail -n+1 -F" "$gnu_ms" "$(mbs "$gnu_ms")" "$(ratio "$cat_ms" "$gnu_ms")"
-printf "%-22s %7s ms  %-12s %s x cat\n" "busybox tail -n+1 -F" "$bb_ms" "$(mbs "$bb_ms")" "$(ratio "$cat_ms" "$bb_ms")"
-
-# Checkpoint overhead is a few percent, below the spread of single runs here: runs
-# with and without alternate, and the medians of wall and CPU time are compared.
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-: > "$WORK/cp"
-for _ in $(seq "${CP_ROUNDS:-9}"); do
-  echo "off $(until_out "$bytes" "$bin" "$big")" >> "$WORK/cp"
-  echo "on $(until_out "$bytes" "$withstate" "$big")" >> "$WORK/cp"
-done
-for m in off on; do
-  eval "${m}_wall=$(awk -v m=$m '$1 == m { print $2 }' "$WORK/cp" | median)"
-  eval "${m}_cpu=$(awk -v m=$m '$1 == m { print $3 }' "$WORK/cp" | median)"
-done
-echo "== checkpoint overhead: medians of ${CP_ROUNDS:-9} alternating catch-ups (target <= 5%)"
-printf "%-22s wall %5s ms  cpu %5s ms\n" "checkpoints off" "$off_wall" "$off_cpu"
-printf "%-22s wall %5s ms  cpu %5s ms  (%s x wall, %s x cpu)\n" "checkpoints on" "$on_wall" "$on_cpu" \
-  "$(ratio "$on_wall" "$off_wall")" "$(ratio "$on_cpu" "$off_cpu")"
-rm -f "$big"
-
-echo "== latency: write -> stdout at 200 lines/s (target p99 <= 5 ms)"
-lat=$WORK/lat.log
-printf "%-22s %s\n" sidetail "$("$WORK/latency" -file "$lat" -n 2000 -- "$bin" "$lat")"
-printf "%-22s %s\n" "GNU tail -F" "$("$WORK/latency" -file "$lat" -n 2000 -- tail -n+1 -F "$lat")"
-printf "%-22s %s\n" "busybox tail -F" "$("$WORK/latency" -file "$lat" -n 400 -- busybox tail -n+1 -F "$lat")"
-
-# cpu_rss PID: prints CPU seconds used and RSS/peak RSS in KiB.
-cpu_rss() {
-  local ticks hz
-  ticks=$(awk '{ print $14 + $15 }' "/proc/$1/stat")
-  hz=$(getconf CLK_TCK)
-  printf "cpu_s=%s rss_kib=%s peak_kib=%s" "$(awk -v t="$ticks" -v h="$hz" 'BEGIN { printf "%.2f", t / h }')" \
-    "$(awk '/VmRSS/ { print $2 }' "/proc/$1/status")" "$(awk '/VmHWM/ { print $2 }' "/proc/$1/status")"
+mode_catchup() {
+  local big=$WORK/big.log lines=$(( SIZE_MB * 1024 * 1024 / 100 ))
+  make_lines "$big" "$SIZE_MB"
+  echo "== catch-up: $SIZE_MB MiB of 100-byte lines into a pipe (higher ratio is faster)"
+  cat "$big" > /dev/null # warm the page cache: every tool reads from memory
+  # Raw output is the file's bytes: stop at that many. JSON is longer: count lines.
+  local bytes="-c $(stat -c %s "$big")"
+  local cat_ms gnu_ms bb_ms
+  cat_ms=$(best "$bytes" cat "$big")
+  gnu_ms=$(best "$bytes" tail -n+1 -F "$big")
+  bb_ms=$(best "$bytes" busybox tail -n+1 -F "$big")
+  mbs() { awk -v ms="$1" -v mb="$SIZE_MB" 'BEGIN { printf "%.0f MiB/s", mb / (ms / 1000) }'; }
+  printf "%-26s %7s ms  %-12s 1.00 x cat\n" cat "$cat_ms" "$(mbs "$cat_ms")"
+  local i raw_ms ts_ms json_ms
+  for i in "${!BINS[@]}"; do
+    raw_ms=$(best "$bytes" "${BINS[$i]}-nostate" "$big")
+    ts_ms=$(best "-n $lines" "${BINS[$i]}-nostate" --timestamps "$big")
+    json_ms=$(best "-n $lines" "${BINS[$i]}-nostate" --format=json "$big")
+    printf "%-26s %7s ms  %-12s %s x cat, %s x GNU tail (target >= 1 x GNU)\n" "${NAMES[$i]} raw" "$raw_ms" "$(mbs "$raw_ms")" "$(ratio "$cat_ms" "$raw_ms")" "$(ratio "$gnu_ms" "$raw_ms")"
+    printf "%-26s %7s ms  %-12s %s x cat\n" "${NAMES[$i]} --timestamps" "$ts_ms" "$(mbs "$ts_ms")" "$(ratio "$cat_ms" "$ts_ms")"
+    printf "%-26s %7s ms  %-12s %s x cat (target >= 0.7)\n" "${NAMES[$i]} json" "$json_ms" "$(mbs "$json_ms")" "$(ratio "$cat_ms" "$json_ms")"
+  done
+  printf "%-26s %7s ms  %-12s %s x cat\n" "GNU tail -n+1 -F" "$gnu_ms" "$(mbs "$gnu_ms")" "$(ratio "$cat_ms" "$gnu_ms")"
+  printf "%-26s %7s ms  %-12s %s x cat\n" "busybox tail -n+1 -F" "$bb_ms" "$(mbs "$bb_ms")" "$(ratio "$cat_ms" "$bb_ms")"
+  echo "   (JSON output is ~2x the input's bytes: into \`head\`, the pipe's reader bounds it)"
+  rm -f "$big"
 }
 
-echo "== idle: 10 files for ${IDLE_SECONDS}s (target <= 0.05 CPU-s, RSS <= 8 MiB)"
-idle=()
-for i in $(seq 10); do echo "line $i" > "$WORK/idle$i.log"; idle+=("$WORK/idle$i.log"); done
-"$static" --state-dir= "${idle[@]}" > /dev/null 2>&1 & pid=$!
-sleep 1
-start_ticks=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
-sleep "$IDLE_SECONDS"
-end_ticks=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
-printf "%-22s idle_cpu_s=%s %s\n" sidetail "$(awk -v a="$start_ticks" -v b="$end_ticks" -v h="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (b - a) / h }')" "$(cpu_rss $pid)"
-kill $pid; wait $pid 2>/dev/null || true
-tail -n+1 -F "${idle[@]}" > /dev/null 2>&1 & pid=$!
-sleep 1; printf "%-22s %s\n" "GNU tail -F" "$(cpu_rss $pid)"; kill $pid; wait $pid 2>/dev/null || true
+mode_checkpoint() {
+  local big=$WORK/big.log
+  make_lines "$big" "$SIZE_MB"
+  cat "$big" > /dev/null
+  local bytes="-c $(stat -c %s "$big")"
+  # With checkpoints, each run starting from an empty state dir.
+  local withstate=$WORK/sidetail-state
+  printf '#!/bin/sh\nrm -rf %s/state; exec %s --state-dir=%s/state "$@"\n' "$WORK" "$static" "$WORK" > "$withstate"; chmod +x "$withstate"
+  # Checkpoint overhead is a few percent, below the spread of single runs here: runs
+  # with and without alternate, and the medians of wall and CPU time are compared.
+  : > "$WORK/cp"
+  for _ in $(seq "${CP_ROUNDS:-9}"); do
+    echo "off $(until_out "$bytes" "$bin" "$big")" >> "$WORK/cp"
+    echo "on $(until_out "$bytes" "$withstate" "$big")" >> "$WORK/cp"
+  done
+  local off_wall off_cpu on_wall on_cpu
+  off_wall=$(awk '$1 == "off" { print $2 }' "$WORK/cp" | median)
+  off_cpu=$(awk '$1 == "off" { print $3 }' "$WORK/cp" | median)
+  on_wall=$(awk '$1 == "on" { print $2 }' "$WORK/cp" | median)
+  on_cpu=$(awk '$1 == "on" { print $3 }' "$WORK/cp" | median)
+  echo "== checkpoint overhead: medians of ${CP_ROUNDS:-9} alternating catch-ups (target <= 5%)"
+  printf "%-26s wall %5s ms  cpu %5s ms\n" "checkpoints off" "$off_wall" "$off_cpu"
+  printf "%-26s wall %5s ms  cpu %5s ms  (%s x wall, %s x cpu)\n" "checkpoints on" "$on_wall" "$on_cpu" \
+    "$(ratio "$on_wall" "$off_wall")" "$(ratio "$on_cpu" "$off_cpu")"
+  rm -f "$big"
+}
 
-echo "== 16 MiB lines: peak RSS (target <= 16 MiB)"
-long=$WORK/long.log
-for i in 1 2 3 4; do head -c $((16 << 20)) /dev/zero | tr '\0' 'y'; echo; done > "$long"
-fifo=$WORK/fifo; rm -f "$fifo"; mkfifo "$fifo"
-"$static" --state-dir= "$long" > "$fifo" 2>/dev/null & pid=$!
-# --max-line is 1Mi: 4 lines come out as 64 pieces.
-head -n 64 < "$fifo" > /dev/null
-printf "%-22s %s\n" sidetail "$(cpu_rss $pid)"
-kill $pid; wait $pid 2>/dev/null || true
+# follow_steady NAME CMD...: runs CMD on a file the appender writes, its stdout into
+# `wc -l`; once the appender is done and CMD has read to the end, prints NAME, the
+# CPU seconds CMD used, the bytes and lines written and the lines CMD relayed.
+follow_steady() {
+  local name=$1; shift
+  local f=$WORK/steady.log fifo=$WORK/steady.fifo
+  rm -f "$f" "$fifo"; : > "$f"; mkfifo "$fifo"
+  wc -l < "$fifo" > "$WORK/steady.count" & local wc_pid=$!
+  "$@" "$f" > "$fifo" 2>/dev/null & local pid=$!
+  sleep 0.3 # started and watching
+  local t0 lines size
+  t0=$(cpu_ticks "$pid")
+  lines=$("$WORK/appender" -file "$f" -rate "$STEADY_MB" -seconds "$STEADY_SECONDS")
+  size=$(stat -c %s "$f")
+  # Caught up when the follower's descriptor of the file is at its end (10 s guard).
+  local deadline=$(( $(date +%s) + 10 )) pos=0
+  while [ "$(date +%s)" -lt "$deadline" ]; do
+    pos=0
+    for fd in /proc/"$pid"/fd/*; do
+      if [ "$(readlink "$fd" 2>/dev/null)" = "$f" ]; then
+        pos=$(awk '/^pos:/ { print $2 }' "/proc/$pid/fdinfo/${fd##*/}" 2>/dev/null || echo 0)
+        if [ "${pos:-0}" -ge "$size" ]; then break; fi
+      fi
+    done
+    if [ "${pos:-0}" -ge "$size" ]; then break; fi
+    sleep 0.05
+  done
+  sleep 0.2 # the last write reaches the pipe
+  local cpu
+  cpu=$(( $(cpu_ticks "$pid") - t0 ))
+  stop "$pid"; wait "$wc_pid" || true
+  echo "$name $cpu $size $lines $(cat "$WORK/steady.count")"
+}
 
-echo "== binary: CGO_ENABLED=0 -trimpath -ldflags='-s -w' (target <= 6 MiB)"
-printf "%-22s %s bytes (%s MiB)\n" sidetail "$(stat -c %s "$static")" "$(awk -v s="$(stat -c %s "$static")" 'BEGIN { printf "%.2f", s / 1048576 }')"
+mode_steady() {
+  echo "== steady follow: ${STEADY_MB} MB/s of 100-byte lines in 64 KiB writes for ${STEADY_SECONDS}s, stdout into wc -l;"
+  echo "   CPU-seconds per GB relayed, median of $STEADY_ROUNDS alternating rounds (target: raw <= 1.1 x GNU, json <= 1.6 x GNU)"
+  : > "$WORK/steady"
+  local r i
+  for r in $(seq "$STEADY_ROUNDS"); do
+    for i in "${!BINS[@]}"; do
+      follow_steady "${NAMES[$i]}_raw" "${BINS[$i]}-nostate" >> "$WORK/steady"
+      follow_steady "${NAMES[$i]}_json" "${BINS[$i]}-nostate" --format=json >> "$WORK/steady"
+    done
+    follow_steady "GNU_tail_-F" tail -n+1 -F >> "$WORK/steady"
+    follow_steady "busybox_tail_-F" busybox tail -n+1 -F >> "$WORK/steady"
+    echo "   round $r done" >&2
+  done
+  # CPU-s per GB of each run, then the median per follower.
+  awk -v hz="$hz" '{ print $1, ($2 / hz) / ($3 / 1e9), ($5 == $4 ? "ok" : "LOST:" $4 - $5) }' "$WORK/steady" > "$WORK/steady.per"
+  local gnu name
+  gnu=$(awk '$1 == "GNU_tail_-F" { print $2 }' "$WORK/steady.per" | median)
+  for name in "${NAMES[@]/%/_raw}" "${NAMES[@]/%/_json}" GNU_tail_-F busybox_tail_-F; do
+    local m lost
+    m=$(awk -v n="$name" '$1 == n { print $2 }' "$WORK/steady.per" | median)
+    lost=$(awk -v n="$name" '$1 == n && $3 != "ok" { print $3 }' "$WORK/steady.per" | head -1)
+    printf "%-26s %6.2f CPU-s/GB  %s x GNU tail%s\n" "${name//_/ }" "$m" "$(ratio "$m" "$gnu")" "${lost:+  $lost lines}"
+  done
+}
 
-echo "== rotation: a writer at ${ROTATE_RATE:-50000} lines/s for ${ROTATE_SECONDS:-10}s, cut at 1 MiB, checked every 100ms (target: lost 0)"
-go build -o "$WORK/rotateloss" ./bench/rotateloss
-"$WORK/rotateloss" -rotator logrotate -rate "${ROTATE_RATE:-50000}" -seconds "${ROTATE_SECONDS:-10}" | sed 's/^logrotate  */logrotate copytruncate /'
-"$WORK/rotateloss" -rotator sidetail -bin "$static" -rate "${ROTATE_RATE:-50000}" -seconds "${ROTATE_SECONDS:-10}" | sed 's/^sidetail  */sidetail rotate        /'
+mode_latency() {
+  echo "== latency: write -> stdout at $LATENCY_RATE lines/s, $LATENCY_N lines (target p99 <= 0.5 ms)"
+  local lat=$WORK/lat.log i
+  for i in "${!BINS[@]}"; do
+    printf "%-26s %s\n" "${NAMES[$i]}" "$("$WORK/latency" -file "$lat" -rate "$LATENCY_RATE" -n "$LATENCY_N" -- "${BINS[$i]}-nostate" "$lat")"
+  done
+  printf "%-26s %s\n" "GNU tail -F" "$("$WORK/latency" -file "$lat" -rate "$LATENCY_RATE" -n "$LATENCY_N" -- tail -n+1 -F "$lat")"
+  # busybox sleeps a second between looks: a few lines show it.
+  printf "%-26s %s\n" "busybox tail -F" "$("$WORK/latency" -file "$lat" -rate "$LATENCY_RATE" -n "$(( LATENCY_N / 5 ))" -- busybox tail -n+1 -F "$lat")"
+}
+
+# idle_measure NAME SECONDS CMD...: starts CMD (its output to /dev/null), lets it
+# settle, then prints its wakeups/s, CPU seconds, RSS and peak RSS over SECONDS.
+idle_measure() {
+  local name=$1 secs=$2; shift 2
+  "$@" > /dev/null 2>&1 & local pid=$!
+  sleep 2
+  local t0 s0 t1 s1
+  t0=$(cpu_ticks $pid); s0=$(switches $pid)
+  sleep "$secs"
+  t1=$(cpu_ticks $pid); s1=$(switches $pid)
+  printf "%-26s wakeups/s %6.2f  cpu_s %5.2f  rss %s  peak %s\n" "$name" \
+    "$(awk -v a="$s0" -v b="$s1" -v s="$secs" 'BEGIN { print (b - a) / s }')" \
+    "$(awk -v a="$t0" -v b="$t1" -v h="$hz" 'BEGIN { print (b - a) / h }')" \
+    "$(mib "$(rss_kib $pid)")" "$(mib "$(hwm_kib $pid)")"
+  stop $pid
+}
+
+mode_idle() {
+  echo "== idle: $IDLE_FILES files for ${IDLE_SECONDS}s (target: 0 wakeups/s from timers, RSS <= 5 MiB)"
+  local idle=() i
+  for i in $(seq "$IDLE_FILES"); do echo "line $i" > "$WORK/idle$i.log"; idle+=("$WORK/idle$i.log"); done
+  for i in "${!BINS[@]}"; do
+    idle_measure "${NAMES[$i]}" "$IDLE_SECONDS" "${BINS[$i]}" --state-dir= "${idle[@]}"
+  done
+  idle_measure "GNU tail -F" "$IDLE_SECONDS" tail -n+1 -F "${idle[@]}"
+  idle_measure "busybox tail -F" "$IDLE_SECONDS" busybox tail -n+1 -F "${idle[@]}"
+}
+
+mode_many() {
+  echo "== many: $MANY_FILES idle files for ${MANY_SECONDS}s (target: RSS <= 8 MiB, 0 CPU)"
+  local dir=$WORK/many i
+  mkdir -p "$dir"
+  for i in $(seq "$MANY_FILES"); do echo "line $i" > "$dir/f$i.log"; done
+  # GNU tail keeps a descriptor per file, as sidetail does.
+  ulimit -n $(( MANY_FILES * 2 + 64 )) 2>/dev/null || true
+  for i in "${!BINS[@]}"; do
+    idle_measure "${NAMES[$i]}" "$MANY_SECONDS" "${BINS[$i]}" --state-dir= "$dir"/*.log
+  done
+  idle_measure "GNU tail -F" "$MANY_SECONDS" tail -n+1 -F "$dir"/*.log
+  rm -rf "$dir"
+}
+
+mode_longline() {
+  echo "== one ${LONG_MB} MiB line, --max-line=${LONG_MAX_MB}Mi: peak RSS (target <= 2 x max-line + 1 MiB = $(( 2 * LONG_MAX_MB + 1 )) MiB)"
+  local long=$WORK/long.log fifo=$WORK/fifo i fmt
+  { head -c $(( LONG_MB << 20 )) /dev/zero | tr '\0' 'y'; echo; } > "$long"
+  local pieces=$(( (LONG_MB + LONG_MAX_MB - 1) / LONG_MAX_MB ))
+  for i in "${!BINS[@]}"; do
+    for fmt in raw json; do
+      rm -f "$fifo"; mkfifo "$fifo"
+      "${BINS[$i]}" --state-dir= --max-line="${LONG_MAX_MB}Mi" --format="$fmt" "$long" > "$fifo" 2>/dev/null & local pid=$!
+      head -n "$pieces" < "$fifo" > /dev/null
+      printf "%-26s peak %s  (%s x max-line)\n" "${NAMES[$i]} $fmt" "$(mib "$(hwm_kib $pid)")" \
+        "$(awk -v k="$(hwm_kib $pid)" -v m="$LONG_MAX_MB" 'BEGIN { printf "%.2f", k / 1024 / m }')"
+      stop $pid
+    done
+  done
+  rm -f "$long"
+}
+
+mode_binary() {
+  echo "== binary: CGO_ENABLED=0 -trimpath -ldflags='-s -w' (target <= 6 MiB)"
+  local i
+  for i in "${!BINS[@]}"; do
+    printf "%-26s %s bytes (%s MiB)\n" "${NAMES[$i]}" "$(stat -c %s "${BINS[$i]}")" "$(awk -v s="$(stat -c %s "${BINS[$i]}")" 'BEGIN { printf "%.2f", s / 1048576 }')"
+  done
+}
+
+mode_rotation() {
+  echo "== rotation: a writer at ${ROTATE_RATE:-50000} lines/s for ${ROTATE_SECONDS:-10}s, cut at 1 MiB, checked every 100ms (target: lost 0)"
+  "$WORK/rotateloss" -rotator logrotate -rate "${ROTATE_RATE:-50000}" -seconds "${ROTATE_SECONDS:-10}" | sed 's/^logrotate  */logrotate copytruncate /'
+  local i
+  for i in "${!BINS[@]}"; do
+    "$WORK/rotateloss" -rotator sidetail -bin "${BINS[$i]}" -rate "${ROTATE_RATE:-50000}" -seconds "${ROTATE_SECONDS:-10}" | sed "s/^sidetail  */$(printf '%-24s' "${NAMES[$i]} rotate")/"
+  done
+}
+
+mode_compress() {
+  echo "== rotate --compress: random base64 lines at ${COMPRESS_MB} MB/s for ${COMPRESS_SECONDS}s in 64 KiB writes, cut at 1 MiB, checked every 100ms (target: live file bounded)"
+  local i rate=$(( COMPRESS_MB * 1000000 / 99 ))
+  for i in "${!BINS[@]}"; do
+    "$WORK/rotateloss" -rotator sidetail -bin "${BINS[$i]}" -compress -fill base64 -batch 65536 \
+      -rate "$rate" -seconds "$COMPRESS_SECONDS" | sed "s/^sidetail  */$(printf '%-24s' "${NAMES[$i]}")/"
+  done
+  "$WORK/rotateloss" -rotator sidetail -bin "$static" -fill base64 -batch 65536 \
+    -rate "$rate" -seconds "$COMPRESS_SECONDS" | sed "s/^sidetail  */$(printf '%-24s' "sidetail uncompressed")/"
+}
+
+echo "# $(date -u +%FT%TZ) $(uname -m) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); ${NAMES[*]}"
+modes=("$@")
+if [ ${#modes[@]} -eq 0 ]; then modes=(catchup checkpoint latency idle longline binary rotation); fi
+for m in "${modes[@]}"; do
+  case $m in
+    issue17) for x in steady latency idle many catchup longline compress binary; do "mode_$x"; done ;;
+    steady|latency|idle|many|catchup|checkpoint|longline|binary|rotation|compress) "mode_$m" ;;
+    *) echo "compare.sh: unknown mode $m (see the comment at the top)" >&2; exit 2 ;;
+  esac
+done

@@ -1,7 +1,7 @@
 package rotate
 
 import (
-	"compress/gzip"
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 )
 
 // stampLayout names archives by the time of the cut, in UTC, sorting in time
@@ -38,6 +40,9 @@ type archiveWriter struct {
 	tmp *os.File
 	w   io.Writer
 	gz  *gzip.Writer
+	// buf gathers gz's output, which comes a few hundred bytes at a time: written
+	// straight to tmp, 100 MB of lines took 290,000 write calls and twice the CPU.
+	buf *bufio.Writer
 }
 
 // newArchive starts an archive, readable by whom the live file is.
@@ -51,10 +56,13 @@ func (f *File) newArchive(live *os.File) (*archiveWriter, error) {
 	}
 	a := &archiveWriter{f: f, tmp: tmp, w: tmp}
 	if f.cfg.Compress {
-		// The default level: 10 MiB of access-log lines in 62 ms, 9x smaller;
-		// BestSpeed saves a third of the time for 43% more bytes (measured on
-		// the project's 2-core test machine), and the volume is what is scarce.
-		a.gz = gzip.NewWriter(tmp)
+		// klauspost's gzip at level 2 (BenchmarkArchiveGzip, per CPU-second on
+		// a busy 2-core machine): random base64 lines 114 MB/s and 0.71 of
+		// their size, where the standard library's default did 30 MB/s and let
+		// a fast writer outgrow the cuts; access logs 370 MB/s (5.6x) and 0.138
+		// (the default: 0.117). It costs about 100 KB of binary.
+		a.buf = bufio.NewWriterSize(tmp, 256<<10)
+		a.gz, _ = gzip.NewWriterLevel(a.buf, 2) // a valid level: no error
 		a.w = a.gz
 	}
 	return a, nil
@@ -74,6 +82,9 @@ func (a *archiveWriter) commit() (string, error) {
 	err := func() error {
 		if a.gz != nil {
 			if err := a.gz.Close(); err != nil {
+				return err
+			}
+			if err := a.buf.Flush(); err != nil {
 				return err
 			}
 		}

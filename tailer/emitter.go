@@ -41,16 +41,12 @@ func (e *emitter) maxLine(maxLine int) int {
 	return maxLine
 }
 
-// write sends p, the encoding of the next n bytes of the file, as one write, and
-// records how far the output got: killed right after, a restart repeats nothing;
-// killed during the write, it repeats this write at most.
-func (e *emitter) write(p []byte, n int) error {
-	if err := e.out.write(p); err != nil {
-		return err
-	}
+// written records that the next n bytes of the file went out: killed right after,
+// a restart repeats nothing; killed during the write, it repeats this one at most.
+// Every write ends here.
+func (e *emitter) written(n int) {
 	e.emitted += int64(n)
 	e.cp.wrote(e.emitted)
-	return nil
 }
 
 // lines writes every segment the reader has ready. In raw mode without a prefix,
@@ -68,14 +64,16 @@ func (e *emitter) lines(lr *LineReader) error {
 			}
 			continue
 		}
-		out := seg
-		if !e.enc.plain || partial {
-			e.buf = e.enc.appendSegment(e.buf[:0], seg, partial, now)
-			out = e.buf
+		var err error
+		if e.enc.plain && !partial {
+			err = e.out.write(seg)
+		} else {
+			e.buf, err = e.enc.writeSegment(e.out, e.buf, seg, partial, now)
 		}
-		if err := e.write(out, len(seg)); err != nil {
+		if err != nil {
 			return err
 		}
+		e.written(len(seg))
 	}
 }
 
@@ -92,18 +90,27 @@ func (e *emitter) held(line []byte) error {
 	if len(line) == 0 {
 		return nil
 	}
-	e.buf = e.enc.appendSegment(e.buf[:0], line, false, time.Now())
-	return e.write(e.buf, len(line))
+	var err error
+	if e.buf, err = e.enc.writeSegment(e.out, e.buf, line, false, time.Now()); err != nil {
+		return err
+	}
+	e.written(len(line))
+	return nil
 }
 
-// flushRecord writes the multiline record collected so far, as one write.
+// flushRecord writes the multiline record collected so far, as one write (or one
+// run of pieces under one hold of the output, for a long one).
 func (e *emitter) flushRecord() error {
 	rec, cut := e.rec.take()
 	if len(rec) == 0 {
 		return nil
 	}
-	e.buf = e.enc.appendRecord(e.buf[:0], rec, cut, e.rec.first)
-	return e.write(e.buf, len(rec))
+	var err error
+	if e.buf, err = e.enc.writeRecord(e.out, e.buf, rec, cut, e.rec.first); err != nil {
+		return err
+	}
+	e.written(len(rec))
+	return nil
 }
 
 // expireRecord writes a record no line has been added to for the multiline

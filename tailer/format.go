@@ -2,6 +2,7 @@ package tailer
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"time"
@@ -163,43 +164,188 @@ func (e *encoder) appendRecord(dst, rec []byte, cut bool, now time.Time) []byte 
 
 const hexDigits = "0123456789abcdef"
 
+// Word masks for jsonSafe8: a byte of ones, and a byte of high bits, in each lane.
+const (
+	lanes01 = 0x0101010101010101
+	lanes80 = 0x8080808080808080
+)
+
+// jsonSafe8 reports whether none of the 8 bytes of x needs escaping: each is ASCII,
+// at least 0x20, and neither '"' nor '\\'. Log lines are mostly such bytes, so
+// appendJSONString skips them a word at a time. When every lane of v is below 0x80,
+// (v-n*lanes01)&^v has some high bit set exactly when some lane is below n (the
+// "hasless" bit trick; lanes above the first hit may be flagged falsely, which does
+// not matter for "any"); a lane of 0x80 or more sets its own high bit in x.
+func jsonSafe8(x uint64) bool {
+	ctl := (x - 0x20*lanes01) &^ x
+	quote := x ^ '"'*lanes01
+	quote = (quote - lanes01) &^ quote
+	slash := x ^ '\\'*lanes01
+	slash = (slash - lanes01) &^ slash
+	return (x|ctl|quote|slash)&lanes80 == 0
+}
+
 // appendJSONString appends s as the inside of a JSON string. Invalid UTF-8 becomes
 // U+FFFD so the output is always valid JSON; the raw format keeps the bytes.
 func appendJSONString(dst, s []byte) []byte {
 	start := 0
 	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
+		if i+8 <= len(s) && jsonSafe8(binary.LittleEndian.Uint64(s[i:])) {
+			i += 8
+			continue
+		}
+		// This word needs care: take its bytes one at a time (a rune may end past
+		// it), then try whole words again.
+		for end := min(i+8, len(s)); i < end; {
+			c := s[i]
+			if c < utf8.RuneSelf {
+				if c >= 0x20 && c != '"' && c != '\\' {
+					i++
+					continue
+				}
+				dst = append(dst, s[start:i]...)
+				switch c {
+				case '"', '\\':
+					dst = append(dst, '\\', c)
+				case '\n':
+					dst = append(dst, '\\', 'n')
+				case '\r':
+					dst = append(dst, '\\', 'r')
+				case '\t':
+					dst = append(dst, '\\', 't')
+				default:
+					dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+				}
 				i++
+				start = i
 				continue
 			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			r, size := utf8.DecodeRune(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				dst = append(dst, s[start:i]...)
+				dst = append(dst, `\ufffd`...)
+				i++
+				start = i
+				continue
 			}
-			i++
-			start = i
-			continue
+			i += size
 		}
-		r, size := utf8.DecodeRune(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
 	}
 	return append(dst, s[start:]...)
+}
+
+const (
+	// encodeRun is the most input one appendSegment call encodes when writing: it
+	// bounds the output buffer whatever the lines (an empty line is about 100 bytes
+	// of JSON), and is the reader's usual segment, which thus takes one call.
+	encodeRun = readSize
+	// writeChunk is how much encoded output is gathered before a write while a
+	// long segment goes out in pieces.
+	writeChunk = 64 << 10
+)
+
+// writeSegment writes seg to out as appendSegment encodes it, using buf as the output
+// buffer, and returns buf for reuse. A segment longer than encodeRun (a long line,
+// or a run of lines read into a buffer a long line grew) goes out in pieces under one
+// hold of out: neither it nor its encoding is copied whole, so a line of --max-line
+// bytes costs memory once, in the reader, and buf stays small.
+func (e *encoder) writeSegment(out *Output, buf, seg []byte, partial bool, now time.Time) ([]byte, error) {
+	if len(seg) <= encodeRun {
+		buf = e.appendSegment(buf[:0], seg, partial, now)
+		return buf, out.write(buf)
+	}
+	out.hold()
+	defer out.release()
+	buf = buf[:0]
+	var err error
+	for len(seg) > 0 && err == nil {
+		run := seg[:min(len(seg), encodeRun)]
+		if n := bytes.LastIndexByte(run, '\n'); n >= 0 || len(seg) <= encodeRun {
+			if len(seg) > encodeRun {
+				run = run[:n+1]
+			}
+			seg = seg[len(run):]
+			buf = e.appendSegment(buf, run, partial && len(seg) == 0, now)
+			if len(buf) >= writeChunk {
+				err = out.put(buf)
+				buf = buf[:0]
+			}
+			continue
+		}
+		line, rest, _ := bytes.Cut(seg, []byte{'\n'})
+		seg = rest
+		buf, err = e.putLongLine(out, buf, line, partial && len(seg) == 0, now)
+	}
+	if err == nil && len(buf) > 0 {
+		err = out.put(buf)
+	}
+	return buf[:0], err
+}
+
+// writeRecord writes a multiline record to out as appendRecord encodes it, in
+// pieces when it is long, as writeSegment does.
+func (e *encoder) writeRecord(out *Output, buf, rec []byte, cut bool, now time.Time) ([]byte, error) {
+	if !e.json {
+		return e.writeSegment(out, buf, rec, false, now)
+	}
+	if len(rec) <= encodeRun {
+		buf = e.appendRecord(buf[:0], rec, cut, now)
+		return buf, out.write(buf)
+	}
+	out.hold()
+	defer out.release()
+	buf, err := e.putLongLine(out, buf[:0], bytes.TrimSuffix(rec, []byte{'\n'}), cut, now)
+	if err == nil && len(buf) > 0 {
+		err = out.put(buf)
+	}
+	return buf[:0], err
+}
+
+// putLongLine puts one line (without its newline) to the held out after what buf
+// holds, encoded as appendSegment does: raw bytes straight from line, JSON escaped
+// in pieces of about writeChunk. It returns what is left to put in buf.
+func (e *encoder) putLongLine(out *Output, buf, line []byte, partial bool, now time.Time) ([]byte, error) {
+	e.stamp = now.AppendFormat(e.stamp[:0], time.RFC3339Nano)
+	if !e.json {
+		if !e.plain {
+			for i, p := range e.prefix {
+				if e.timeAt[i] {
+					buf = append(buf, e.stamp...)
+				} else {
+					buf = append(buf, p...)
+				}
+			}
+		}
+		if len(buf) > 0 {
+			if err := out.put(buf); err != nil {
+				return buf[:0], err
+			}
+		}
+		if err := out.put(line); err != nil {
+			return buf[:0], err
+		}
+		return append(buf[:0], '\n'), nil
+	}
+	buf = append(buf, `{"time":"`...)
+	buf = append(buf, e.stamp...)
+	buf = append(buf, e.jsonHead...)
+	for len(line) > 0 {
+		// Cut at a rune's start, so each piece escapes as it would in the whole.
+		n := len(line)
+		if n > writeChunk {
+			n = cutPoint(line, writeChunk)
+		}
+		buf = appendJSONString(buf, line[:n])
+		line = line[n:]
+		if len(buf) >= writeChunk {
+			if err := out.put(buf); err != nil {
+				return buf[:0], err
+			}
+			buf = buf[:0]
+		}
+	}
+	if partial {
+		return append(buf, `","partial":true}`+"\n"...), nil
+	}
+	return append(buf, `"}`+"\n"...), nil
 }

@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -168,5 +170,226 @@ func TestOutputPace(t *testing.T) {
 	}
 	if got.Len() != 7*len(chunk) {
 		t.Fatalf("wrote %d bytes, want %d", got.Len(), 7*len(chunk))
+	}
+}
+
+// appendJSONStringByByte is appendJSONString before its word-at-a-time scan: the
+// reference the fast path must match byte for byte.
+func appendJSONStringByByte(dst, s []byte) []byte {
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	return append(dst, s[start:]...)
+}
+
+// jsonWordCases are long ASCII runs with one byte that needs care at every offset
+// within a word, and at the words' edges: the cases the word-at-a-time scan skips.
+func jsonWordCases() [][]byte {
+	var cases [][]byte
+	for _, special := range []string{"\"", "\\", "\n", "\x00", "\x1f", "\x7f", " ", "\x80", "\xff", "é", "€", "\U0001F600", "\xe2\x82"} {
+		for n := 0; n < 24; n++ {
+			for at := 0; at <= n; at++ {
+				s := strings.Repeat("a", at) + special + strings.Repeat("b", n-at)
+				cases = append(cases, []byte(s))
+			}
+		}
+	}
+	return cases
+}
+
+func TestJSONStringWords(t *testing.T) {
+	for _, in := range jsonWordCases() {
+		got := appendJSONString([]byte("x"), in)
+		want := appendJSONStringByByte([]byte("x"), in)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("appendJSONString(%q) = %q, want %q", in, got, want)
+		}
+		var back string
+		if err := json.Unmarshal([]byte(`"`+string(got[1:])+`"`), &back); err != nil || back != string([]rune(string(in))) {
+			t.Fatalf("appendJSONString(%q) = %q decodes to %q (%v)", in, got, back, err)
+		}
+	}
+}
+
+// FuzzJSONString checks the escaping alone against the byte-at-a-time reference and
+// encoding/json, so long runs reach the word-at-a-time scan.
+func FuzzJSONString(f *testing.F) {
+	for _, in := range jsonWordCases() {
+		f.Add(in)
+	}
+	f.Fuzz(func(t *testing.T, s []byte) {
+		got := appendJSONString(nil, s)
+		if want := appendJSONStringByByte(nil, s); !bytes.Equal(got, want) {
+			t.Fatalf("appendJSONString(%q) = %q, want %q", s, got, want)
+		}
+		var back string
+		if err := json.Unmarshal([]byte(`"`+string(got)+`"`), &back); err != nil || back != string([]rune(string(s))) {
+			t.Fatalf("appendJSONString(%q) = %q decodes to %q (%v)", s, got, back, err)
+		}
+	})
+}
+
+func BenchmarkJSONString(b *testing.B) {
+	for _, tc := range []struct{ name, line string }{
+		{"ascii", strings.Repeat("GET /api/v1/items?id=42 HTTP/1.1 200 ", 3)},
+		{"quotes", strings.Repeat(`{"k":"v","n":1} `, 6)},
+		{"utf8", strings.Repeat("žluťoučký kůň ", 7)},
+	} {
+		// The reference alongside, so one run gives the ratio on a noisy machine.
+		for _, impl := range []struct {
+			name   string
+			escape func(dst, s []byte) []byte
+		}{{"words", appendJSONString}, {"bytes", appendJSONStringByByte}} {
+			b.Run(tc.name+"/"+impl.name, func(b *testing.B) {
+				s := []byte(tc.line)
+				var out []byte
+				b.SetBytes(int64(len(s)))
+				for b.Loop() {
+					out = impl.escape(out[:0], s)
+				}
+			})
+		}
+	}
+}
+
+// writeRecorder keeps what is written, and the largest single write.
+type writeRecorder struct {
+	bytes.Buffer
+	largest int
+}
+
+func (w *writeRecorder) Write(p []byte) (int, error) {
+	w.largest = max(w.largest, len(p))
+	return w.Buffer.Write(p)
+}
+
+// TestWriteSegmentLong checks that segments too long for one encoding buffer go out
+// byte for byte as appendSegment encodes them, while the output buffer stays small:
+// a long line costs no second copy of itself.
+func TestWriteSegmentLong(t *testing.T) {
+	// Runes and escapes around every place a piece may be cut.
+	var long strings.Builder
+	for long.Len() < 16*writeChunk {
+		long.WriteString(strings.Repeat("y", writeChunk-5))
+		long.WriteString("é€\"\x01\xff😀")
+	}
+	short := strings.Repeat("short line\n", encodeRun/11+3)
+	inputs := []struct {
+		name    string
+		seg     string
+		partial bool
+	}{
+		{"piece", long.String(), true},
+		{"held", long.String(), false},
+		{"line", long.String() + "\n", false},
+		{"lines", short + long.String() + "\n" + short + long.String() + "\n" + short, false},
+		{"lines then piece", short + short + long.String(), true},
+		{"short lines", short + short + short, false},
+	}
+	formats := map[string]Format{
+		"raw":    {},
+		"prefix": {Prefix: mustPrefix(t, "{time} [{tag}] ")},
+		"json":   {JSON: true},
+	}
+	const bufBound = 8 * writeChunk
+	for fname, f := range formats {
+		for _, in := range inputs {
+			e := newEncoder(f, "app", "/var/log/app.log")
+			want := e.appendSegment(nil, []byte(in.seg), in.partial, goldenTime)
+			var w writeRecorder
+			buf, err := e.writeSegment(NewOutput(&w), nil, []byte(in.seg), in.partial, goldenTime)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(w.Bytes(), want) {
+				t.Fatalf("%s %s: writeSegment wrote %d bytes unlike appendSegment's %d", fname, in.name, w.Len(), len(want))
+			}
+			if cap(buf) > bufBound {
+				t.Fatalf("%s %s: output buffer grew to %d bytes for %d of input", fname, in.name, cap(buf), len(in.seg))
+			}
+			if f.JSON && w.largest > bufBound {
+				t.Fatalf("%s %s: one write of %d bytes: the encoding was gathered whole", fname, in.name, w.largest)
+			}
+		}
+	}
+	for _, cut := range []bool{false, true} {
+		rec := []byte(short + long.String() + "\n" + short)
+		e := newEncoder(Format{JSON: true}, "app", "/var/log/app.log")
+		want := e.appendRecord(nil, rec, cut, goldenTime)
+		var w writeRecorder
+		buf, err := e.writeRecord(NewOutput(&w), nil, rec, cut, goldenTime)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(w.Bytes(), want) {
+			t.Fatalf("record (cut %v): writeRecord wrote %d bytes unlike appendRecord's %d", cut, w.Len(), len(want))
+		}
+		if cap(buf) > bufBound || w.largest > bufBound {
+			t.Fatalf("record: output buffer of %d bytes, a write of %d", cap(buf), w.largest)
+		}
+	}
+}
+
+// TestWriteSegmentLongNotInterleaved writes long lines of two files at once, in
+// pieces: each output line must still hold one file's bytes only.
+func TestWriteSegmentLongNotInterleaved(t *testing.T) {
+	var w writeRecorder
+	out := NewOutput(&w)
+	var wg sync.WaitGroup
+	for _, fill := range []string{"a", "b"} {
+		wg.Go(func() {
+			e := newEncoder(Format{}, fill, fill)
+			seg := []byte(strings.Repeat(fill, 3*writeChunk))
+			var buf []byte
+			for i := range 20 {
+				var err error
+				if buf, err = e.writeSegment(out, buf, seg, i%2 == 0, goldenTime); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	lines := strings.Split(strings.TrimSuffix(w.String(), "\n"), "\n")
+	if len(lines) != 40 {
+		t.Fatalf("%d lines, want 40", len(lines))
+	}
+	for i, line := range lines {
+		if strings.Trim(line, line[:1]) != "" || len(line) != 3*writeChunk {
+			t.Fatalf("line %d mixes files or is cut: %d bytes starting %q", i, len(line), line[:10])
+		}
 	}
 }

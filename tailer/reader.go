@@ -21,6 +21,9 @@ type LineReader struct {
 	r, w int // buf[r:w] is read but not yet handed out
 	max  int
 	pool *sync.Pool // nil: buffers are made, not shared
+	// clean is how many bytes from r are known to hold no newline, so a long line
+	// arriving in small appends is searched once, not again at every read.
+	clean int
 }
 
 // NewLineReader returns a reader that cuts lines longer than max bytes (newline not
@@ -54,7 +57,14 @@ func (lr *LineReader) Fill(src io.Reader) (int, error) {
 		if len(lr.buf)-lr.w < readSize/2 {
 			// Only a partial line longer than the buffer gets here, and Next hands
 			// out pieces once it passes max, so the buffer never exceeds max+readSize.
-			size := min(2*len(lr.buf), lr.max+1+readSize)
+			size := 2 * len(lr.buf)
+			if size > lr.max/4 {
+				// Go to the largest size at once from a quarter of it: the smaller
+				// buffers before it are garbage the collector may not have taken
+				// yet, and their sum stays below half of max, so memory peaks
+				// below 1.5 times max.
+				size = lr.max + 1 + readSize
+			}
 			if size < lr.w+readSize/2 {
 				size = lr.w + readSize
 			}
@@ -74,8 +84,11 @@ func (lr *LineReader) Fill(src io.Reader) (int, error) {
 // is left.
 func (lr *LineReader) Next() (seg []byte, partial, ok bool) {
 	data := lr.buf[lr.r:lr.w]
-	last := bytes.LastIndexByte(data, '\n')
-	if last < 0 {
+	last := bytes.LastIndexByte(data[lr.clean:], '\n')
+	if last >= 0 {
+		last += lr.clean
+	} else {
+		lr.clean = len(data)
 		if len(data) <= lr.max {
 			return nil, false, false
 		}
@@ -115,6 +128,7 @@ func (lr *LineReader) Buffered() int { return lr.w - lr.r }
 func (lr *LineReader) take(n int) []byte {
 	seg := lr.buf[lr.r : lr.r+n]
 	lr.r += n
+	lr.clean = max(lr.clean-n, 0)
 	return seg
 }
 
@@ -138,5 +152,5 @@ func (lr *LineReader) Release() {
 		return
 	}
 	lr.pool.Put(lr.buf)
-	lr.buf, lr.r, lr.w = nil, 0, 0
+	lr.buf, lr.r, lr.w, lr.clean = nil, 0, 0, 0
 }

@@ -105,30 +105,49 @@ func TestLineReaderHoldsPartialUntilNewline(t *testing.T) {
 	}
 }
 
+// TestLineReaderMemoryBounded follows the buffer through a line many times max: it
+// never exceeds max+1+readSize, and the buffers it grew through (garbage the
+// collector may not have taken yet) add up to less than half of max, so peak memory
+// stays under 2*max whatever the collector does. After the line it shrinks back.
 func TestLineReaderMemoryBounded(t *testing.T) {
-	const max = 64 << 10
-	line := strings.Repeat("x", 16<<20) + "\n"
-	lr := NewLineReader(max)
-	src := strings.NewReader(line)
-	total := 0
-	for {
-		n, err := lr.Fill(src)
-		for {
-			seg, _, ok := lr.Next()
-			if !ok {
-				break
+	for _, max := range []int{64 << 10, 1 << 20, 1<<20 + 1, 3 << 20} {
+		for _, chunk := range []int{4 << 10, 1 << 30} {
+			input := strings.Repeat("x", 5*max+max/3) + "\nshort\n"
+			lr := NewLineReader(max)
+			src := &chunkReader{s: input, n: chunk}
+			total, allocated := 0, 0
+			var current *byte
+			for {
+				n, err := lr.Fill(src)
+				if len(lr.buf) > 0 && &lr.buf[0] != current {
+					current = &lr.buf[0]
+					allocated += cap(lr.buf)
+				}
+				for {
+					seg, _, ok := lr.Next()
+					if !ok {
+						break
+					}
+					total += len(seg)
+				}
+				if cap(lr.buf) > max+1+readSize {
+					t.Fatalf("max %d: buffer grew to %d bytes, bound is %d", max, cap(lr.buf), max+1+readSize)
+				}
+				if err != nil || n == 0 {
+					break
+				}
 			}
-			total += len(seg)
+			if total != len(input) {
+				t.Fatalf("max %d: emitted %d bytes, want %d", max, total, len(input))
+			}
+			// The first buffer, the grown ones, and a fresh one after the line.
+			if bound := readSize + max/2 + max + 1 + readSize + readSize; allocated > bound {
+				t.Fatalf("max %d, reads of %d: allocated %d bytes of buffers for one long line, bound is %d", max, chunk, allocated, bound)
+			}
+			if cap(lr.buf) != readSize {
+				t.Fatalf("max %d: buffer of %d bytes after the long line, want %d", max, cap(lr.buf), readSize)
+			}
 		}
-		if cap(lr.buf) > max+1+readSize {
-			t.Fatalf("buffer grew to %d bytes, bound is %d", cap(lr.buf), max+1+readSize)
-		}
-		if err != nil || n == 0 {
-			break
-		}
-	}
-	if total != len(line) {
-		t.Fatalf("emitted %d bytes, want %d", total, len(line))
 	}
 }
 

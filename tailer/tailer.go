@@ -79,8 +79,21 @@ func (o *Output) Pace(bytesPerSecond int) {
 }
 
 func (o *Output) write(p []byte) error {
-	o.mu.Lock()
-	defer o.mu.Unlock()
+	o.hold()
+	defer o.release()
+	return o.put(p)
+}
+
+// hold locks the output for a run of puts that must reach it with no other file's
+// bytes in between: a long line written in pieces rather than copied whole into one
+// buffer. release ends the run.
+func (o *Output) hold() { o.mu.Lock() }
+
+func (o *Output) release() { o.mu.Unlock() }
+
+// put writes p while the output is held, paced if asked. After a failure every
+// write fails the same way.
+func (o *Output) put(p []byte) error {
 	if o.err != nil {
 		return o.err
 	}
