@@ -60,7 +60,7 @@ func Run(ctx context.Context, cfg Config, paths []string, interval time.Duration
 	defer tick.Stop()
 	for {
 		for _, f := range files {
-			if _, err := f.Cut(-1, nil); err != nil {
+			if _, err := f.CutAll(); err != nil {
 				f.log.Error("cannot rotate file, retrying", "path", f.path, "err", err)
 			}
 		}
