@@ -175,4 +175,3 @@ func (f *File) removeLeftovers() {
 		os.Remove(t)
 	}
 }
-
