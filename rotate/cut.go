@@ -2,6 +2,7 @@ package rotate
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -136,8 +137,8 @@ func (f *File) Removed(reading fs.FileInfo) (int64, error) {
 	return f.st.Removed, nil
 }
 
-// cut archives [p.start, p.to) (unless discarding), blanks the part of a line
-// left before p.to, and removes [0, p.cut).
+// cut archives [p.start, p.to) (unless discarding), removes [0, p.cut) and
+// blanks the part of a line left before p.to.
 func (f *File) cut(live *os.File, p plan) (Result, error) {
 	var name string
 	if f.cfg.MaxFiles > 0 {
@@ -145,9 +146,6 @@ func (f *File) cut(live *os.File, p plan) (Result, error) {
 		if name, err = f.archive(live, p); err != nil {
 			return Result{}, err
 		}
-	}
-	if err := f.blank(live, p.cut, p.to); err != nil {
-		return Result{Archive: name}, f.settle(live, p.to, err)
 	}
 	removed, err := f.removeHead(live, p)
 	return Result{Archive: name, Removed: removed}, err
@@ -191,24 +189,34 @@ func (f *File) nameArchive(live *os.File, tmp string, p plan) (string, error) {
 	return name, nil
 }
 
-// blank overwrites [from, to), the already archived part of the line the cut
-// falls in, with spaces ending in a newline: the live file then never starts with
-// a fragment of a line. A pwrite far below the end does not race an O_APPEND
-// writer, and the bytes were archived (or, discarding, written out) already.
+// blank overwrites [from, to), what the front of the file keeps of the line the
+// cut fell in, with spaces ending in a newline: the live file then never starts
+// with a fragment of a line. The bytes were archived (or, discarding, written
+// out) already, and a pwrite at the front does not race an O_APPEND writer at
+// the end.
 func (f *File) blank(live *os.File, from, to int64) error {
 	const chunk = 64 << 10
-	spaces := bytes.Repeat([]byte{' '}, int(min(chunk, max(to-from, 0))))
+	buf := make([]byte, min(chunk, max(to-from, 0)))
 	for off := from; off < to; off += chunk {
-		b := spaces[:min(chunk, to-off)]
-		if off+int64(len(b)) == to {
-			b = append(b[:len(b)-1:len(b)-1], '\n')
-		}
+		b := blanks(buf[:min(chunk, to-off)], to-off)
 		if _, err := live.WriteAt(b, off); err != nil {
 			return fmt.Errorf("blank the head of %s: %w", f.path, err)
 		}
 	}
 	f.step("blanked")
 	return nil
+}
+
+// blanks overwrites the first n bytes of b with spaces and the n-th with a
+// newline (when b reaches it), and returns b.
+func blanks(b []byte, n int64) []byte {
+	for i := range min(int64(len(b)), n) {
+		b[i] = ' '
+	}
+	if n > 0 && n <= int64(len(b)) {
+		b[n-1] = '\n'
+	}
+	return b
 }
 
 // removeHead removes [0, p.cut) of the file, the bytes below p.to being
@@ -247,11 +255,17 @@ func (f *File) fallocate(live *os.File, p plan) (int64, error) {
 	if f.method == Collapse {
 		// A collapse moves the bytes at the cut to offset 0: their hash, taken
 		// now, is found at one of the two places afterwards.
+		// The blank that follows the collapse changes their first p.to-p.cut
+		// bytes: the hash of that is kept too.
 		st.Step, flags = stepCollapse, unix.FALLOC_FL_COLLAPSE_RANGE
 		st.SumAt, st.SumLen = p.cut, min(sumLen, st.Size-p.cut)
-		if st.Sum, err = hashAt(live, st.SumAt, st.SumLen); err != nil {
-			return 0, err
+		b := make([]byte, st.SumLen)
+		if _, err := live.ReadAt(b, st.SumAt); err != nil {
+			return 0, fmt.Errorf("read %s: %w", f.path, err)
 		}
+		sum := sha256.Sum256(b)
+		blanked := sha256.Sum256(blanks(b, p.to-p.cut))
+		st.Sum, st.SumBlank = sum[:], blanked[:]
 	}
 	if err := f.save(st); err != nil {
 		return 0, err
@@ -268,20 +282,22 @@ func (f *File) fallocate(live *os.File, p plan) (int64, error) {
 	return removed, f.done(live, st, removed)
 }
 
-// done records the step of st as done, removed bytes having left the front of
-// the file. The in-memory state follows even when the save fails: the step did
-// happen, and the record on disk is resolved from its evidence after a crash.
+// done blanks what is left of the line the cut fell in, and records the step of
+// st as done, removed bytes having left the front of the file. The in-memory
+// state follows even when the save fails: the step did happen, and the record on
+// disk is resolved from its evidence after a crash.
 func (f *File) done(live *os.File, st state, removed int64) error {
-	to := st.To
+	cut, to := st.Cut-removed, st.To-removed
+	blankErr := f.blank(live, cut, to)
 	st = st.settled()
-	st.Start, st.Removed = to-removed, st.Removed+removed
+	st.Start, st.Removed = to, st.Removed+removed
 	st.HeadAt, st.HeadSum = headSum(live, st.Start)
 	err := f.save(st)
 	f.st = st
 	if err == nil {
 		f.step("done")
 	}
-	return err
+	return errors.Join(blankErr, err)
 }
 
 // settle records that the file is archived up to start and that no step is under
@@ -296,7 +312,7 @@ func (f *File) settle(live *os.File, start int64, cause error) error {
 // settled returns st with no step under way.
 func (st state) settled() state {
 	st.Step, st.Archive, st.Temp, st.From, st.To, st.Cut, st.Size = "", "", "", 0, 0, 0, 0
-	st.SumAt, st.SumLen, st.Sum = 0, 0, nil
+	st.SumAt, st.SumLen, st.Sum, st.SumBlank = 0, 0, nil, nil
 	st.Shift, st.MarkAt, st.Mark = 0, 0, nil
 	return st
 }

@@ -96,11 +96,7 @@ func (f *File) recoverArchive(live *os.File, k fileid.Key) (int64, error) {
 	case st.Cut == 0:
 		return 0, f.settle(live, st.To, nil) // copytruncate: it truncates at the next cut
 	}
-	p := plan{start: st.From, cut: st.Cut, to: st.To}
-	if err := f.blank(live, p.cut, p.to); err != nil {
-		return 0, f.settle(live, p.to, err)
-	}
-	return f.removeHead(live, p)
+	return f.removeHead(live, plan{start: st.From, cut: st.Cut, to: st.To})
 }
 
 // answer is what the evidence says about a step.
@@ -123,7 +119,7 @@ func (f *File) collapsed(live *os.File, size int64) answer {
 	if size < st.Size {
 		return yes
 	}
-	atHead := regionIs(live, 0, st.SumLen, st.Sum)
+	atHead := regionIs(live, 0, st.SumLen, st.Sum) || regionIs(live, 0, st.SumLen, st.SumBlank)
 	atCut := regionIs(live, st.SumAt, st.SumLen, st.Sum)
 	switch {
 	case atHead && atCut:

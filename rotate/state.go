@@ -63,6 +63,8 @@ type state struct {
 	SumAt   int64  `json:",omitempty"` // where the hashed region was before the step
 	SumLen  int64  `json:",omitempty"`
 	Sum     []byte `json:",omitempty"` // its hash
+	// SumBlank is its hash once blanked after a collapse (see done).
+	SumBlank []byte `json:",omitempty"`
 
 	// Version 1 fields, read to migrate.
 	Shift  int64  `json:",omitempty"`
