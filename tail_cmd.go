@@ -84,8 +84,7 @@ func (c *TailCmd) Validate() error {
 		return err
 	}
 	c.rotate = nil
-	if r := c.Rotate; r.MaxSize == 0 && (r.MaxFiles != 5 || r.MaxAge != 0 || r.Compress || r.CheckInterval != time.Second ||
-		r.ArchiveDir != "" || r.Method != "auto" || r.FollowSymlinks) {
+	if r := c.Rotate; r.MaxSize == 0 && r != defaultLimits() {
 		return errors.New("--rotate-*: rotation is off until --rotate-max-size is set, e.g. --rotate-max-size=10Mi")
 	}
 	if c.Rotate.MaxSize != 0 {
@@ -93,7 +92,7 @@ func (c *TailCmd) Validate() error {
 		for i, s := range c.sources {
 			paths[i] = s.Path
 		}
-		cfg, err := c.Rotate.config("--rotate-", paths)
+		cfg, err := c.Rotate.config("--rotate-", paths, 0)
 		if err != nil {
 			return err
 		}
@@ -218,6 +217,10 @@ func validTag(s string) bool {
 	return true
 }
 
+// followerMark is how many bytes before its offset a follower compares to tell a
+// truncated file (tailer's markLen).
+const followerMark = 32
+
 // Run follows the files until SIGTERM/SIGINT, then drains them within the drain
 // timeout.
 func (c *TailCmd) Run(ctx context.Context, s streams) error {
@@ -246,10 +249,16 @@ func (c *TailCmd) Run(ctx context.Context, s streams) error {
 		for _, src := range c.sources {
 			files[src.Path] = rotate.NewFile(src.Path, *c.rotate)
 		}
-		// Each follower calls this for its own path only, from its own goroutine.
+		// Each follower calls these for its own path only, from its own goroutine.
 		cfg.Cut = func(path string, reading fs.FileInfo, emitted int64) (int64, error) {
-			r, err := files[path].Cut(emitted, reading)
+			// The cut blanks what the file keeps of a line it falls in: keep that
+			// clear of the bytes the follower compares before its offset, or it
+			// would take the file for truncated.
+			r, err := files[path].Cut(emitted-followerMark, reading)
 			return r.Removed, err
+		}
+		cfg.Removed = func(path string, reading fs.FileInfo) (int64, error) {
+			return files[path].Removed(reading)
 		}
 		cfg.CutInterval = c.Rotate.CheckInterval
 	}

@@ -189,9 +189,9 @@ func (f *File) nameArchive(live *os.File, tmp string, p plan) (string, error) {
 	return name, nil
 }
 
-// blank overwrites [from, to), what the front of the file keeps of the line the
-// cut fell in, with spaces ending in a newline: the live file then never starts
-// with a fragment of a line. The bytes were archived (or, discarding, written
+// blank overwrites [from, to), what the front of the file is to keep of the line
+// the cut falls in, with spaces ending in a newline: the live file then never
+// starts with a fragment of a line. The bytes were archived (or, discarding, written
 // out) already, and a pwrite at the front does not race an O_APPEND writer at
 // the end.
 func (f *File) blank(live *os.File, from, to int64) error {
@@ -242,7 +242,9 @@ func (f *File) removeHead(live *os.File, p plan) (int64, error) {
 }
 
 // fallocate collapses or punches [0, p.cut) between the record of the step,
-// with what tells afterwards whether it happened, and the record of its end.
+// with what tells afterwards whether it happened, and the record of its end. The
+// part of a line left between p.cut and p.to is blanked first, so that the file
+// never starts with it, not even for an instant.
 func (f *File) fallocate(live *os.File, p plan) (int64, error) {
 	info, err := live.Stat()
 	if err != nil {
@@ -254,9 +256,8 @@ func (f *File) fallocate(live *os.File, p plan) (int64, error) {
 	flags := uint32(unix.FALLOC_FL_PUNCH_HOLE | unix.FALLOC_FL_KEEP_SIZE)
 	if f.method == Collapse {
 		// A collapse moves the bytes at the cut to offset 0: their hash, taken
-		// now, is found at one of the two places afterwards.
-		// The blank that follows the collapse changes their first p.to-p.cut
-		// bytes: the hash of that is kept too.
+		// now, is found at one of the two places afterwards; that of their
+		// blanked version too.
 		st.Step, flags = stepCollapse, unix.FALLOC_FL_COLLAPSE_RANGE
 		st.SumAt, st.SumLen = p.cut, min(sumLen, st.Size-p.cut)
 		b := make([]byte, st.SumLen)
@@ -271,6 +272,9 @@ func (f *File) fallocate(live *os.File, p plan) (int64, error) {
 		return 0, err
 	}
 	f.step(st.Step + "-intent")
+	if err := f.blank(live, p.cut, p.to); err != nil {
+		return 0, err
+	}
 	if err := unix.Fallocate(int(live.Fd()), flags, 0, p.cut); err != nil {
 		return 0, err
 	}
@@ -282,22 +286,20 @@ func (f *File) fallocate(live *os.File, p plan) (int64, error) {
 	return removed, f.done(live, st, removed)
 }
 
-// done blanks what is left of the line the cut fell in, and records the step of
-// st as done, removed bytes having left the front of the file. The in-memory
-// state follows even when the save fails: the step did happen, and the record on
-// disk is resolved from its evidence after a crash.
+// done records the step of st as done, removed bytes having left the front of
+// the file. The in-memory state follows even when the save fails: the step did
+// happen, and the record on disk is resolved from its evidence after a crash.
 func (f *File) done(live *os.File, st state, removed int64) error {
-	cut, to := st.Cut-removed, st.To-removed
-	blankErr := f.blank(live, cut, to)
+	to := st.To
 	st = st.settled()
-	st.Start, st.Removed = to, st.Removed+removed
+	st.Start, st.Removed = to-removed, st.Removed+removed
 	st.HeadAt, st.HeadSum = headSum(live, st.Start)
 	err := f.save(st)
 	f.st = st
 	if err == nil {
 		f.step("done")
 	}
-	return errors.Join(blankErr, err)
+	return err
 }
 
 // settle records that the file is archived up to start and that no step is under

@@ -119,8 +119,9 @@ func (f *File) collapsed(live *os.File, size int64) answer {
 	if size < st.Size {
 		return yes
 	}
-	atHead := regionIs(live, 0, st.SumLen, st.Sum) || regionIs(live, 0, st.SumLen, st.SumBlank)
-	atCut := regionIs(live, st.SumAt, st.SumLen, st.Sum)
+	// The blank came before the collapse: collapsed, the region is blanked.
+	atHead := regionIs(live, 0, st.SumLen, st.SumBlank)
+	atCut := regionIs(live, st.SumAt, st.SumLen, st.Sum) || regionIs(live, st.SumAt, st.SumLen, st.SumBlank)
 	switch {
 	case atHead && atCut:
 		f.log.Warn("cannot tell whether a collapse took place: the file repeats itself; assuming it did, so up to one cut may be archived twice", "path", f.path, "bytes", st.Cut)

@@ -39,6 +39,10 @@ type Config struct {
 	// offsets down by as much before it reads again, so nothing is lost or repeated.
 	Cut         func(path string, reading fs.FileInfo, emitted int64) (removed int64, err error)
 	CutInterval time.Duration
+	// Removed, when set, returns how many bytes Cut has ever removed from the front
+	// of the file read at path (0 for a file never cut), after finishing a cut a
+	// crash interrupted: a checkpoint that saved it resumes that much lower.
+	Removed func(path string, reading fs.FileInfo) (int64, error)
 }
 
 // Source is one PATH argument: a file or a glob, with the tag its lines carry.
