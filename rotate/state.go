@@ -88,13 +88,19 @@ func loadState(path string) state {
 	return st
 }
 
-// save writes st durably before anything else happens: it is the write-ahead
-// record of the next step, or the completion of the last one.
+// save writes st before anything else happens. A record of a step under way is
+// made to survive a power loss: the step must not reach the disk before it. The
+// record of a step done need not: lost, the record before it is resolved from
+// its evidence.
 func (f *File) save(st state) error {
 	st.Version = stateVersion
+	survives := durable.Crash
+	if st.Step != "" {
+		survives = durable.PowerLoss
+	}
 	b, err := json.Marshal(st)
 	if err == nil {
-		err = durable.WriteFile(f.statePath(), b, 0o644)
+		err = durable.WriteFile(f.statePath(), b, 0o644, survives)
 	}
 	if err != nil {
 		return fmt.Errorf("save rotation state: %w", err)

@@ -11,20 +11,32 @@ import (
 	"path/filepath"
 )
 
-// WriteFile replaces the file at path with data atomically: it writes path.tmp,
-// fsyncs it, renames it over path and fsyncs the folder. One writer per path: the
-// fixed temporary name means a crash leaves at most one leftover, overwritten by
-// the next write.
-//
-// The two fsyncs are what make it a write-ahead record: without the first, a
-// power loss after the rename can leave path empty (the rename reached the disk,
-// the data did not); without the second, the rename itself can be lost, and the
-// step the record announces (a collapse, a truncate) would be found done with no
-// record of it. A SIGKILL alone loses neither (the page cache outlives the
-// process); the fsyncs are for the node going down. They cost about a millisecond
-// each on a local disk, far more on a busy one, so callers on a hot path (a
-// checkpoint per output write) should not use this.
-func WriteFile(path string, data []byte, perm fs.FileMode) error {
+// Survives says what a write must outlive.
+type Survives int
+
+const (
+	// Crash of the process (SIGKILL, OOM kill): the page cache keeps what was
+	// written, so no fsync is needed. For records that can be lost on a power
+	// loss because another record or the files themselves tell the same (the
+	// tailer's checkpoints: a lost one repeats lines; the end of a rotation
+	// step: its start was recorded durably with the evidence to resolve it).
+	Crash Survives = iota
+	// PowerLoss of the node too: the file is fsynced before the rename and the
+	// folder after it. For write-ahead records that must be on disk before the
+	// step they announce (a collapse, a truncate, an archive's rename), since
+	// the filesystem may persist that step first.
+	PowerLoss
+)
+
+// WriteFile replaces the file at path with data atomically: whoever reads path,
+// even after a crash, finds the old content or the new one, never a mix. It
+// writes path.tmp and renames it over path; with PowerLoss it fsyncs the file
+// before the rename (or a power loss could leave path empty: the rename reached
+// the disk, the data did not) and the folder after it (or the rename itself
+// could be lost). The fsyncs cost about a millisecond each on a local disk, far
+// more on a busy one. One writer per path: the fixed temporary name means a
+// crash leaves at most one leftover, overwritten by the next write.
+func WriteFile(path string, data []byte, perm fs.FileMode, survives Survives) error {
 	tmp, err := os.OpenFile(path+".tmp", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
@@ -36,8 +48,10 @@ func WriteFile(path string, data []byte, perm fs.FileMode) error {
 		if _, err := tmp.Write(data); err != nil {
 			return err
 		}
-		if err := tmp.Sync(); err != nil {
-			return err
+		if survives == PowerLoss {
+			if err := tmp.Sync(); err != nil {
+				return err
+			}
 		}
 		if err := tmp.Close(); err != nil {
 			return err
@@ -45,7 +59,10 @@ func WriteFile(path string, data []byte, perm fs.FileMode) error {
 		if err := os.Rename(tmp.Name(), path); err != nil {
 			return err
 		}
-		return SyncDir(filepath.Dir(path))
+		if survives == PowerLoss {
+			return SyncDir(filepath.Dir(path))
+		}
+		return nil
 	}()
 	if err != nil {
 		tmp.Close()
