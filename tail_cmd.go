@@ -83,20 +83,8 @@ func (c *TailCmd) Validate() error {
 	if c.multiline, err = c.parseMultiline(); err != nil {
 		return err
 	}
-	c.rotate = nil
-	if r := c.Rotate; r.MaxSize == 0 && r != defaultLimits() {
-		return errors.New("--rotate-*: rotation is off until --rotate-max-size is set, e.g. --rotate-max-size=10Mi")
-	}
-	if c.Rotate.MaxSize != 0 {
-		paths := make([]string, len(c.sources))
-		for i, s := range c.sources {
-			paths[i] = s.Path
-		}
-		cfg, err := c.Rotate.config("--rotate-", paths, 0)
-		if err != nil {
-			return err
-		}
-		c.rotate = &cfg
+	if c.rotate, err = c.rotateConfig(); err != nil {
+		return err
 	}
 	if c.StateDir == "auto" {
 		c.StateDir = filepath.Join(staticDir(c.sources[0].Path), ".sidetail")
@@ -107,6 +95,26 @@ func (c *TailCmd) Validate() error {
 		}
 	}
 	return nil
+}
+
+// rotateConfig checks the --rotate-* flags: rotation is on once --rotate-max-size
+// is set, and then --rotate-max-files=0 discards what was written out.
+func (c *TailCmd) rotateConfig() (*rotate.Config, error) {
+	if c.Rotate.MaxSize == 0 {
+		if c.Rotate != defaultLimits() {
+			return nil, errors.New("--rotate-*: rotation is off until --rotate-max-size is set, e.g. --rotate-max-size=10Mi")
+		}
+		return nil, nil
+	}
+	paths := make([]string, len(c.sources))
+	for i, s := range c.sources {
+		paths[i] = s.Path
+	}
+	cfg, err := c.Rotate.config("--rotate-", paths, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &cfg, nil
 }
 
 // parseMultiline compiles the --multiline-start patterns. A value is TAG=REGEX when

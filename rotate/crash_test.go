@@ -200,3 +200,49 @@ func mismatch(a, b []byte) int {
 	}
 	return min(len(a), len(b))
 }
+
+// Removed is 0 for a file never cut, the sum of the cuts' Removed after them,
+// kept in the state for a restart, and 0 again for a new file at the path.
+func TestRemovedTotal(t *testing.T) {
+	dir := t.TempDir()
+	requireFS(t, dir, unix.EXT4_SUPER_MAGIC, "ext4")
+	path := filepath.Join(dir, "app.log")
+	writeLines(t, path, 0, 1000)
+	cfg := crashConfig()
+	f := NewFile(path, cfg)
+	removed := func(f *File) int64 {
+		t.Helper()
+		info, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := f.Removed(info)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := removed(f); n != 0 {
+		t.Fatalf("never cut: Removed %d", n)
+	}
+	var sum int64
+	for i := 1; i <= 3; i++ {
+		appendLines(t, path, i*1000, 1000)
+		r, err := f.CutAll()
+		if err != nil || r.Removed == 0 {
+			t.Fatalf("cut %d: %+v, %v", i, r, err)
+		}
+		sum += r.Removed
+		if n := removed(f); n != sum {
+			t.Fatalf("after cut %d: Removed %d, the cuts removed %d", i, n, sum)
+		}
+	}
+	if n := removed(NewFile(path, cfg)); n != sum {
+		t.Fatalf("after a restart: Removed %d, want %d", n, sum)
+	}
+	os.Remove(path)
+	writeLines(t, path, 0, 10)
+	if n := removed(f); n != 0 {
+		t.Fatalf("a new file at the path: Removed %d, want 0", n)
+	}
+}

@@ -121,6 +121,9 @@ func (f *File) Removed(reading fs.FileInfo) (int64, error) {
 	if live == nil {
 		// The path names another file, or none: nothing more will be cut from
 		// the one read.
+		if reading == nil {
+			return 0, nil
+		}
 		st := f.st
 		if !f.loaded {
 			st = loadState(f.statePath())
