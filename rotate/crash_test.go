@@ -56,8 +56,7 @@ func crashConfig() Config {
 func repetitive(i int) string { return strings.Repeat("x", 117) + fmt.Sprintf(" %09d\n", i) }
 
 // A SIGKILL right after each step of a cut, on ext4 (collapse) and tmpfs (punch),
-// archiving or discarding, with lines of varied lengths and with repetitive
-// ones; the writer goes on appending meanwhile (more than the cut, so the size
+// archiving (lines of varied lengths, and repetitive ones) or discarding; the writer goes on appending meanwhile (more than the cut, so the size
 // alone cannot tell whether a collapse took place). After a restart: the
 // archives and the live file hold every line once (discarding: the live file
 // holds every line not yet read, once), the live file starts with a whole or
@@ -67,17 +66,18 @@ func TestCrashAtEachStep(t *testing.T) {
 		"ext4":  {"archive-written", "archive-intent", "archive", "collapse-intent", "blanked", "collapse", "done"},
 		"tmpfs": {"archive-written", "archive-intent", "archive", "collapse-intent", "blanked", "punch-intent", "punch", "done"},
 	}
-	dirs := map[string]func() string{"ext4": t.TempDir, "tmpfs": func() string { return tmpfsDir(t) }}
+	dirs := map[string]func(*testing.T) string{"ext4": (*testing.T).TempDir, "tmpfs": tmpfsDir}
 	contents := map[string]func(int) string{"varied": line, "repetitive": repetitive}
 	for fs, all := range steps {
 		for name, content := range contents {
 			for _, discard := range []bool{false, true} {
 				for _, step := range all {
-					if discard && strings.HasPrefix(step, "archive") {
-						continue // nothing is archived
+					if discard && (strings.HasPrefix(step, "archive") || name == "repetitive") {
+						continue // nothing is archived; the evidence is that of archiving
 					}
 					t.Run(fmt.Sprintf("%s/%s/discard=%v/%s", fs, name, discard, step), func(t *testing.T) {
-						crashAt(t, dirs[fs](), content, discard, step)
+						t.Parallel() // the helper's start and the fsyncs wait, mostly
+						crashAt(t, dirs[fs](t), content, discard, step)
 					})
 				}
 			}
