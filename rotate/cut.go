@@ -253,6 +253,10 @@ func (f *File) fallocate(live *os.File, p plan) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("stat %s: %w", f.path, err)
 	}
+	if p.cut <= 0 || p.cut >= info.Size() || p.to > info.Size() || p.cut > p.to {
+		// Only a damaged state gives such a cut: never write past the end.
+		return 0, fmt.Errorf("cut %s at %d..%d: the file has %d bytes", f.path, p.cut, p.to, info.Size())
+	}
 	st := f.st.settled()
 	st.Start, st.To, st.Cut, st.Size = p.to, p.to, p.cut, info.Size()
 	st.Step = stepPunch

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 
 	"github.com/sidetail/sidetail/internal/fileid"
 )
@@ -78,6 +79,9 @@ func (f *File) recover(live *os.File, info fs.FileInfo, k fileid.Key) (int64, er
 // unarchived.
 func (f *File) recoverArchive(live *os.File, k fileid.Key) (int64, error) {
 	st := f.st
+	if !f.ours(st.Archive, st.Temp) {
+		return 0, f.forget(live, k) // not a record this package wrote
+	}
 	_, err := os.Lstat(st.Archive)
 	named := err == nil
 	if !named {
@@ -97,6 +101,13 @@ func (f *File) recoverArchive(live *os.File, k fileid.Key) (int64, error) {
 		return 0, f.settle(live, st.To, nil) // copytruncate: it truncates at the next cut
 	}
 	return f.removeHead(live, plan{start: st.From, cut: st.Cut, to: st.To})
+}
+
+// ours reports whether archive and temp are names this file's archives take: a
+// damaged state must not make recovery rename other files.
+func (f *File) ours(archive, temp string) bool {
+	tempOK, _ := filepath.Match(filepath.Join(f.dir, f.tempPattern()), temp)
+	return tempOK && filepath.Dir(archive) == filepath.Clean(f.dir) && f.isArchive(filepath.Base(archive))
 }
 
 // answer is what the evidence says about a step.

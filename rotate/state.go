@@ -76,16 +76,25 @@ func (f *File) statePath() string {
 	return filepath.Join(f.dir, "."+f.stem+f.ext+".sidetail-rotate")
 }
 
-// loadState reads the state file; a missing or unreadable one is an empty state,
-// which makes the whole live file new.
+// loadState reads the state file; a missing, unreadable or inconsistent one is an
+// empty state, which makes the whole live file new.
 func loadState(path string) state {
 	var st state
 	if b, err := os.ReadFile(path); err == nil {
-		if json.Unmarshal(b, &st) != nil {
+		if json.Unmarshal(b, &st) != nil || !st.valid() {
 			st = state{}
 		}
 	}
 	return st
+}
+
+// valid reports whether the offsets and lengths in st can have been written by a
+// cut: a damaged file must not make recovery read gigabytes or cut anything.
+func (st state) valid() bool {
+	nonNegative := st.Start >= 0 && st.Removed >= 0 && st.From >= 0 && st.To >= 0 && st.Cut >= 0 &&
+		st.Size >= 0 && st.SumAt >= 0 && st.Shift >= 0 && st.MarkAt >= 0
+	return nonNegative && st.HeadAt <= st.Start && st.HeadAt >= 0 && st.Start-st.HeadAt <= sumLen &&
+		st.SumLen >= 0 && st.SumLen <= sumLen && st.Cut <= st.To && st.From <= st.To && len(st.Mark) <= 64
 }
 
 // save writes st before anything else happens. A record of a step under way is
@@ -149,6 +158,9 @@ func headSum(live *os.File, start int64) (int64, []byte) {
 // hashAt returns the SHA-256 of [at, at+n) of the file; an error when the file
 // is shorter, which never matches a hash taken when it was not.
 func hashAt(file *os.File, at, n int64) ([]byte, error) {
+	if n < 0 || n > sumLen {
+		return nil, fmt.Errorf("hash %d bytes of %s: not a length this package hashes", n, file.Name())
+	}
 	b := make([]byte, n)
 	if _, err := file.ReadAt(b, at); err != nil {
 		return nil, fmt.Errorf("read %s: %w", file.Name(), err)
