@@ -266,6 +266,9 @@ func (c *TailCmd) Run(ctx context.Context, s streams) error {
 			return r.Removed, err
 		}
 		cfg.Removed = func(path string, reading fs.FileInfo) (int64, error) {
+			if files[path] == nil {
+				return 0, nil // a path not rotated (a glob's): never cut
+			}
 			return files[path].Removed(reading)
 		}
 		cfg.CutInterval = c.Rotate.CheckInterval
