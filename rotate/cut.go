@@ -322,6 +322,7 @@ func (f *File) settle(live *os.File, start int64, cause error) error {
 func (st state) settled() state {
 	st.Step, st.Archive, st.Temp, st.From, st.To, st.Cut, st.Size = "", "", "", 0, 0, 0, 0
 	st.SumAt, st.SumLen, st.Sum, st.SumBlank = 0, 0, nil, nil
+	st.HeadAt, st.HeadSum = 0, nil // recomputed when a step ends
 	st.Shift, st.MarkAt, st.Mark = 0, 0, nil
 	return st
 }

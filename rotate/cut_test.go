@@ -182,7 +182,13 @@ func contents(t *testing.T, f *File) []byte {
 		}
 		file.Close()
 	}
-	live, err := os.ReadFile(f.path)
+	file, err := os.Open(f.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	// A punched hole reads as NULs: skip it rather than read it.
+	live, err := io.ReadAll(io.NewSectionReader(file, fileid.DataStart(file, 0), 1<<62))
 	if err != nil {
 		t.Fatal(err)
 	}

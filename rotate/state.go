@@ -93,8 +93,8 @@ func loadState(path string) state {
 func (st state) valid() bool {
 	nonNegative := st.Start >= 0 && st.Removed >= 0 && st.From >= 0 && st.To >= 0 && st.Cut >= 0 &&
 		st.Size >= 0 && st.SumAt >= 0 && st.Shift >= 0 && st.MarkAt >= 0
-	return nonNegative && st.HeadAt <= st.Start && st.HeadAt >= 0 && st.Start-st.HeadAt <= sumLen &&
-		st.SumLen >= 0 && st.SumLen <= sumLen && st.Cut <= st.To && st.From <= st.To && len(st.Mark) <= 64
+	head := len(st.HeadSum) == 0 || st.HeadAt >= 0 && st.HeadAt <= st.Start && st.Start-st.HeadAt <= sumLen
+	return nonNegative && head && st.SumLen >= 0 && st.SumLen <= sumLen && st.Cut <= st.To && st.From <= st.To && len(st.Mark) <= 64
 }
 
 // save writes st before anything else happens. A record of a step under way is
