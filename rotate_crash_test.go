@@ -39,6 +39,8 @@ func TestRotateSIGKILL(t *testing.T) {
 			var writer sync.WaitGroup
 			began := time.Now()
 			writer.Go(func() { wrote = writeAtRate(t, path, "app", 25_000, stop) })
+			stopWriter := sync.OnceFunc(func() { close(stop); writer.Wait() })
+			t.Cleanup(stopWriter) // also when the test fails before it is stopped
 			for i := range 25 {
 				p := start(t, args...)
 				if i%2 == 0 {
@@ -50,8 +52,7 @@ func TestRotateSIGKILL(t *testing.T) {
 				p.cmd.Process.Kill()
 				p.wait(t)
 			}
-			close(stop)
-			writer.Wait()
+			stopWriter()
 			if rate := float64(wrote) / time.Since(began).Seconds(); rate < 20_000 {
 				t.Fatalf("the writer managed only %.0f lines/s", rate)
 			}

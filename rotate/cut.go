@@ -94,6 +94,11 @@ func (f *File) Cut(limit int64, reading fs.FileInfo) (Result, error) {
 	if err != nil {
 		return Result{Removed: rolled}, err
 	}
+	if rolled > 0 { // finishing a cut shrank the file
+		if info, err = live.Stat(); err != nil {
+			return Result{Removed: rolled}, fmt.Errorf("stat %s: %w", f.path, err)
+		}
+	}
 	p, ok, err := f.plan(live, info.Size(), limit)
 	if err != nil || !ok {
 		return Result{Removed: rolled}, err
