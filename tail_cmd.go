@@ -262,7 +262,7 @@ func (c *TailCmd) Run(ctx context.Context, s streams) error {
 			// The cut blanks what the file keeps of a line it falls in: keep that
 			// clear of the bytes the follower compares before its offset, or it
 			// would take the file for truncated.
-			r, err := files[path].Cut(emitted-followerMark, reading)
+			r, err := files[path].Cut(max(emitted-followerMark, 0), reading)
 			return r.Removed, err
 		}
 		cfg.Removed = func(path string, reading fs.FileInfo) (int64, error) {
