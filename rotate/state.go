@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -174,7 +173,3 @@ func regionIs(file *os.File, at, n int64, sum []byte) bool {
 	got, err := hashAt(file, at, n)
 	return err == nil && bytes.Equal(got, sum)
 }
-
-// errNotOurs is the verdict on a file whose content answers neither way: it was
-// changed by someone else.
-var errNotOurs = errors.New("file changed by another program")
