@@ -244,33 +244,45 @@ func TestCheckpointStateDirReadOnly(t *testing.T) {
 	}
 }
 
-// SIGKILL at random moments while a fast writer appends and rotates by rename, on
-// ext4 and tmpfs: across the runs every line comes out, whole and in order, and a
+// SIGKILL at random moments while a fast writer appends, on ext4 and tmpfs: with
+// the writer rotating by rename, and with sidetail cutting what it wrote out of the
+// file (--rotate-*: collapse on ext4, punch on tmpfs), whose checkpoint and cut are
+// one protocol. Across the runs every line comes out, whole and in order, and a
 // restart repeats at most the one output write (16 KiB) the kill interrupted or
 // followed.
 func TestCheckpointRandomKills(t *testing.T) {
 	seed := time.Now().UnixNano()
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(uint64(seed), 0))
-	for _, fs := range []struct{ name, parent string }{{"ext4", ""}, {"tmpfs", "/dev/shm"}} {
-		t.Run(fs.name, func(t *testing.T) {
-			dir, err := os.MkdirTemp(fs.parent, "sidetail-kills")
+	for _, c := range []struct {
+		name, parent string
+		renameEvery  int
+		args         []string
+	}{
+		{"ext4", "", 20_000, nil},
+		{"tmpfs", "/dev/shm", 20_000, nil},
+		{"rotate/ext4", "", 0, []string{"--rotate-max-size=64Ki", "--rotate-check-interval=5ms", "--rotate-max-files=1000"}},
+		{"rotate/tmpfs", "/dev/shm", 0, []string{"--rotate-max-size=64Ki", "--rotate-check-interval=5ms", "--rotate-max-files=1000"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir, err := os.MkdirTemp(c.parent, "sidetail-kills")
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { os.RemoveAll(dir) })
 			path := filepath.Join(dir, "app.log")
+			args := append(c.args, path)
 			// A file rotated away before sidetail first opened the path was never
 			// its to read: the writer starts once the first line is out.
 			g := &lineGen{stream: "w"}
 			os.WriteFile(path, g.next(1), 0o644)
-			p := start(t, path)
+			p := start(t, args...)
 			p.waitLines(t, 1)
-			stop, total := writeFast(t, path, g, 20_000)
+			stop, total := writeFast(t, path, g, 20_000, c.renameEvery)
 			var runs [][]string
 			for i := range 15 {
 				if i > 0 {
-					p = start(t, path)
+					p = start(t, args...)
 				}
 				p.waitLines(t, 1+rng.IntN(2_000))
 				p.cmd.Process.Kill()
@@ -279,7 +291,7 @@ func TestCheckpointRandomKills(t *testing.T) {
 			}
 			close(stop)
 			want := <-total
-			p = start(t, path)
+			p = start(t, args...)
 			waitUntil(t, func() bool {
 				s := seqs(p.output(), "w")
 				return len(s) > 0 && s[len(s)-1] == want-1
@@ -292,10 +304,10 @@ func TestCheckpointRandomKills(t *testing.T) {
 	}
 }
 
-// writeFast appends g's lines to path at about rate lines/s, renaming the
-// file away every 20,000 lines (the rotated files stay), until stop is closed; then
-// it sends how many it wrote.
-func writeFast(t *testing.T, path string, g *lineGen, rate int) (stop chan struct{}, total chan int) {
+// writeFast appends g's lines to path with O_APPEND at about rate lines/s, renaming
+// the file away every renameEvery lines (the rotated files stay; 0: never), until
+// stop is closed; then it sends how many it wrote.
+func writeFast(t *testing.T, path string, g *lineGen, rate, renameEvery int) (stop chan struct{}, total chan int) {
 	stop, total = make(chan struct{}), make(chan int, 1)
 	go func() {
 		f := openAppend(t, path)
@@ -311,9 +323,9 @@ func writeFast(t *testing.T, path string, g *lineGen, rate int) (stop chan struc
 			if _, err := f.Write(g.next(50)); err != nil {
 				t.Error(err)
 			}
-			if g.seq%20_000 < 50 {
+			if renameEvery > 0 && g.seq%renameEvery < 50 {
 				f.Close()
-				rename(t, path, fmt.Sprintf("%s.%d", path, g.seq/20_000))
+				rename(t, path, fmt.Sprintf("%s.%d", path, g.seq/renameEvery))
 				f = openAppend(t, path)
 			}
 			// Pacing, not synchronisation: the writer keeps to its rate.
@@ -335,7 +347,12 @@ func checkRuns(t *testing.T, runs [][]string, want int) {
 	for i, run := range runs {
 		s := seqs(run, "w")
 		if len(s) != len(run) {
-			t.Fatalf("run %d: %d of %d lines are not whole lines of the writer", i, len(run)-len(s), len(run))
+			for j, l := range run {
+				if f := strings.Fields(l); len(f) < 2 || f[0] != "w" {
+					t.Errorf("run %d: line %d of %d is not the writer's: %q", i, j, len(run), l)
+				}
+			}
+			t.FailNow()
 		}
 		for j, l := range run {
 			if f := strings.Fields(l); len(f) != 3 || f[2] != filler(s[j]) {

@@ -80,7 +80,7 @@ func (c *InjectCmd) Validate() error {
 	}
 	if s.Rotate.MaxSize != 0 {
 		// No paths: they are checked in the pod, not on this machine.
-		if _, err := s.Rotate.config("--rotate-", nil); err != nil {
+		if _, err := s.Rotate.config("--rotate-", nil, 0); err != nil { // the tail command: 0 discards
 			return err
 		}
 	}

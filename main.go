@@ -89,6 +89,7 @@ func newParser(cli *CLI, s streams) *kong.Kong {
 		kong.Exit(func(c int) { panic(exitCode(c)) }),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 		kong.Vars{"version": version},
+		defaultLimits().vars(),
 	)
 	if err != nil {
 		panic(err) // the CLI struct itself is wrong: a programming error

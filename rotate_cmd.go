@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/alecthomas/kong"
+	"github.com/sidetail/sidetail/internal/durable"
 	"github.com/sidetail/sidetail/rotate"
 	"github.com/sidetail/sidetail/tailer"
 )
@@ -29,13 +30,29 @@ type RotateCmd struct {
 // rotate-, the tail command.
 type Limits struct {
 	MaxSize        Size          `env:"MAX_SIZE" help:"Cut a file once it holds this many bytes, at least 64Ki (rotate: default 10Mi; tail: no rotation unless set)."`
-	MaxFiles       int           `default:"5" env:"MAX_FILES" help:"Archives kept per file."`
+	MaxFiles       int           `default:"${rotate_max_files}" env:"MAX_FILES" help:"Archives kept per file (tail command: 0 keeps none, discarding what was written out)."`
 	MaxAge         Duration      `env:"MAX_AGE" help:"Delete archives older than this, e.g. 7d or 36h (default: keep)."`
 	Compress       bool          `env:"COMPRESS" help:"Compress archives with gzip."`
-	CheckInterval  time.Duration `default:"1s" env:"CHECK_INTERVAL" help:"How often file sizes are checked."`
+	CheckInterval  time.Duration `default:"${rotate_check_interval}" env:"CHECK_INTERVAL" help:"How often file sizes are checked."`
 	ArchiveDir     string        `env:"ARCHIVE_DIR" placeholder:"DIR" help:"Where archives go (default: beside each file)."`
-	Method         string        `enum:"auto,collapse,punch,copytruncate" default:"auto" env:"METHOD" help:"How the archived head leaves the live file: ${enum}. auto: collapse (ext4, xfs), else punch (tmpfs), else copytruncate (loses lines). punch also suits writers without O_APPEND."`
+	Method         string        `enum:"auto,collapse,punch,copytruncate" default:"${rotate_method}" env:"METHOD" help:"How the archived head leaves the live file: ${enum}. auto: collapse (ext4, xfs), else punch (tmpfs), else copytruncate (loses lines). punch also suits writers without O_APPEND."`
 	FollowSymlinks bool          `env:"FOLLOW_SYMLINKS" help:"Allow a PATH that is a symbolic link (cuts the file it points to)."`
+}
+
+// defaultLimits are the rotate flags' defaults, given to kong as variables: the
+// one place they are written, also for the tail command's check that no rotate
+// flag is set without --rotate-max-size.
+func defaultLimits() Limits {
+	return Limits{MaxFiles: 5, CheckInterval: time.Second, Method: string(rotate.Auto)}
+}
+
+// vars are the defaults as kong reads them in the flags' default tags.
+func (l Limits) vars() kong.Vars {
+	return kong.Vars{
+		"rotate_max_files":      strconv.Itoa(l.MaxFiles),
+		"rotate_check_interval": l.CheckInterval.String(),
+		"rotate_method":         l.Method,
+	}
 }
 
 // defaultMaxSize is the trigger of the rotate command, like kubelet's
@@ -51,7 +68,7 @@ func (c *RotateCmd) Validate() error {
 	if c.MaxSize == 0 {
 		c.MaxSize = defaultMaxSize
 	}
-	cfg, err := c.Limits.config("--", c.Paths)
+	cfg, err := c.Limits.config("--", c.Paths, 1)
 	c.cfg = cfg
 	return err
 }
@@ -64,8 +81,10 @@ func (c *RotateCmd) Run(ctx context.Context, s streams) error {
 }
 
 // config checks the limits against the paths; flag is the flags' prefix in
-// messages ("--" or "--rotate-").
-func (l Limits) config(flag string, paths []string) (rotate.Config, error) {
+// messages ("--" or "--rotate-"). minFiles is 0 where discarding is allowed: a
+// follower cuts only what it wrote out, where the rotate command alone would
+// throw away what nothing read.
+func (l Limits) config(flag string, paths []string, minFiles int) (rotate.Config, error) {
 	cfg := rotate.Config{
 		MaxSize: int64(l.MaxSize), MaxFiles: l.MaxFiles, MaxAge: time.Duration(l.MaxAge),
 		Compress: l.Compress, ArchiveDir: l.ArchiveDir, Method: rotate.Method(l.Method),
@@ -74,8 +93,10 @@ func (l Limits) config(flag string, paths []string) (rotate.Config, error) {
 	switch {
 	case l.MaxSize < rotate.MinSize:
 		return cfg, fmt.Errorf("%smax-size: %d bytes is below the 64Ki minimum; use e.g. 10Mi", flag, l.MaxSize)
-	case l.MaxFiles < 1:
-		return cfg, fmt.Errorf("%smax-files: keep at least 1 archive", flag)
+	case l.MaxFiles < minFiles && minFiles == 1:
+		return cfg, fmt.Errorf("%smax-files: keep at least 1 archive (0, discarding the bytes, needs the tail command, which reads them first)", flag)
+	case l.MaxFiles < minFiles:
+		return cfg, fmt.Errorf("%smax-files: must not be negative (0 discards what was written out)", flag)
 	case l.MaxAge < 0:
 		return cfg, fmt.Errorf("%smax-age: must not be negative", flag)
 	case l.CheckInterval <= 0:
@@ -103,25 +124,11 @@ func (l Limits) config(flag string, paths []string) (rotate.Config, error) {
 			return cfg, fmt.Errorf("paths %q and %q would share archive names in %s; give one of them its own %sarchive-dir", other, p, dir, flag)
 		}
 		targets[target] = p
-		if err := checkWritable(dir); err != nil {
+		if err := durable.CanWrite(dir); err != nil {
 			return cfg, fmt.Errorf("%sarchive-dir: %v; create it or name a writable directory", flag, err)
 		}
 	}
 	return cfg, nil
-}
-
-// checkWritable creates and removes a file in dir: permission bits do not tell
-// about read-only mounts, and root passes every access check.
-func checkWritable(dir string) error {
-	f, err := os.CreateTemp(dir, ".sidetail-check-*")
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%s does not exist", dir)
-		}
-		return fmt.Errorf("%s is not writable: %v", dir, errors.Unwrap(err))
-	}
-	f.Close()
-	return os.Remove(f.Name())
 }
 
 // envList splits the value of an environment variable kong handed over as one

@@ -2,12 +2,15 @@ package main
 
 import (
 	"bufio"
-	"compress/gzip"
+	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -42,42 +45,95 @@ func writeUntil(t *testing.T, path, stream string, perMs int, stop <-chan struct
 
 // Tail and rotate in one process: the follower cuts only what it wrote out and
 // moves its offset with the collapse, so stdout has every line once across more
-// than 100 rotations, on ext4 (collapse) and tmpfs (punch).
+// than 100 rotations, on ext4 (collapse) and tmpfs (punch). Discarding
+// (--rotate-max-files=0), no archive is written and, once stdout has caught up,
+// the live file takes at most max-size plus two blocks of the volume.
 func TestTailAndRotate(t *testing.T) {
 	shm, err := os.MkdirTemp("/dev/shm", "sidetail-e2e-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(shm) })
-	for fs, dir := range map[string]string{"ext4": t.TempDir(), "tmpfs": shm} {
-		t.Run(fs, func(t *testing.T) {
+	for _, c := range []struct {
+		fs, dir  string
+		maxFiles string
+	}{{"ext4", t.TempDir(), "1000"}, {"tmpfs", shm, "1000"}, {"ext4", t.TempDir(), "0"}, {"tmpfs", shm, "0"}} {
+		t.Run(c.fs+"/max-files="+c.maxFiles, func(t *testing.T) {
+			dir, err := os.MkdirTemp(c.dir, "t")
+			if err != nil {
+				t.Fatal(err)
+			}
 			path := filepath.Join(dir, "app.log")
-			p := start(t, "--rotate-max-size=64Ki", "--rotate-check-interval=10ms", "--rotate-max-files=1000", path)
+			p := start(t, "--rotate-max-size=64Ki", "--rotate-check-interval=10ms", "--rotate-max-files="+c.maxFiles, path)
 			stop := make(chan struct{})
 			var wrote int
 			var writer sync.WaitGroup
 			writer.Go(func() { wrote = writeUntil(t, path, "app", 64, stop) })
-			waitUntil(t, func() bool { return len(archives(dir)) >= 100 },
-				func() string { return strings.Join(archives(dir), " ") + "\n" + p.stderr.String() })
+			discard := c.maxFiles == "0"
+			if discard {
+				// 100 times max-size of lines of about 60 bytes.
+				waitUntil(t, func() bool { return p.count() >= 100*64<<10/60 }, p.stderr.String)
+			} else {
+				waitUntil(t, func() bool { return len(archives(dir)) >= 100 },
+					func() string { return strings.Join(archives(dir), " ") + "\n" + p.stderr.String() })
+			}
 			close(stop)
 			writer.Wait()
 			p.waitLines(t, wrote)
+			if discard {
+				if n := len(archives(dir)); n > 0 {
+					t.Fatalf("%d archives while discarding", n)
+				}
+				limit := int64(64<<10 + 2*4096)
+				waitUntil(t, func() bool { return diskUsage(t, path) <= limit }, func() string {
+					return fmt.Sprintf("live file uses %d bytes, over %d; stderr:\n%s", diskUsage(t, path), limit, p.stderr.String())
+				})
+			}
+			checkLiveHead(t, path)
 			if code := p.stop(t); code != 0 {
 				t.Fatalf("exit %d; stderr:\n%s", code, p.stderr.String())
 			}
 			checkStreams(t, p.output(), noPrefix, map[string]int{"app": wrote})
-			if punched := strings.Contains(p.stderr.String(), "using punch"); punched != (fs == "tmpfs") {
-				t.Errorf("%s: switched to punch: %v; stderr:\n%s", fs, punched, p.stderr.String())
+			if punched := strings.Contains(p.stderr.String(), "using punch"); punched != (c.fs == "tmpfs") {
+				t.Errorf("%s: switched to punch: %v; stderr:\n%s", c.fs, punched, p.stderr.String())
 			}
 			info, _ := os.Stat(path)
-			t.Logf("%s: %d lines, %d archives, live file %d bytes; stderr:\n%s", fs, wrote, len(archives(dir)), info.Size(), p.stderr.String())
+			t.Logf("%s: %d lines, %d archives, live file %d bytes, %d on disk; stderr:\n%s", c.fs, wrote, len(archives(dir)), info.Size(), diskUsage(t, path), p.stderr.String())
 		})
 	}
 }
 
+// diskUsage is the space the file takes on its volume.
+func diskUsage(t *testing.T, path string) int64 {
+	t.Helper()
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.Sys().(*syscall.Stat_t).Blocks * 512
+}
+
+// checkLiveHead checks that the live file, as cat shows it, starts with a whole
+// line or a blank one (after the NULs of a punched hole), never with the end of
+// an archived line.
+func checkLiveHead(t *testing.T, path string) {
+	t.Helper()
+	live, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _, _ := strings.Cut(string(bytes.TrimLeft(live, "\x00")), "\n")
+	if strings.Trim(first, " ") == "" {
+		return
+	}
+	f := strings.SplitN(first, " ", 3)
+	if seq, err := strconv.Atoi(f[min(1, len(f)-1)]); err != nil || len(f) != 3 || f[0] != "app" || f[2] != filler(seq) {
+		t.Fatalf("the live file starts with %.60q: not a whole line", first)
+	}
+}
+
 // The rotate command on its own, as the binary: the archives, gunzipped, then the
-// live file hold every line once (the live file may start with the tail of the
-// last archived line: the state file says where its new lines start).
+// live file hold every line once, whole.
 func TestRotateCommand(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.log")
@@ -93,27 +149,15 @@ func TestRotateCommand(t *testing.T) {
 	if code := p.stop(t); code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", code, p.stderr.String())
 	}
-	var lines []string
-	for _, name := range archives(dir) {
-		f, err := os.Open(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		gz, err := gzip.NewReader(f)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		lines = append(lines, readLines(t, gz)...)
-		f.Close()
-	}
+	lines := archivedLines(t, dir)
 	live, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A live file cut inside a line starts with the end of the last archived
-	// line: not a line of its own, as it does not start with the stream's name.
+	// A live file cut inside a line starts with a line of spaces where the end of
+	// the last archived line was, never with that end itself.
 	rest := readLines(t, strings.NewReader(string(live)))
-	if len(rest) > 0 && len(lines) > 0 && strings.HasSuffix(lines[len(lines)-1], rest[0]) && !strings.HasPrefix(rest[0], "app ") {
+	if len(rest) > 0 && strings.Trim(rest[0], " \n") == "" {
 		rest = rest[1:]
 	}
 	checkStreams(t, append(lines, rest...), noPrefix, map[string]int{"app": wrote})

@@ -136,25 +136,9 @@ func (c *TailCmd) checkMultiline() (err error) {
 }
 
 // checkRotate builds the rotation config when --rotate-max-size turns it on.
-func (c *TailCmd) checkRotate() error {
-	c.rotate = nil
-	if r := c.Rotate; r.MaxSize == 0 && (r.MaxFiles != 5 || r.MaxAge != 0 || r.Compress || r.CheckInterval != time.Second ||
-		r.ArchiveDir != "" || r.Method != "auto" || r.FollowSymlinks) {
-		return errors.New("--rotate-*: rotation is off until --rotate-max-size is set, e.g. --rotate-max-size=10Mi")
-	}
-	if c.Rotate.MaxSize == 0 {
-		return nil
-	}
-	paths := make([]string, len(c.sources))
-	for i, s := range c.sources {
-		paths[i] = s.Path
-	}
-	cfg, err := c.Rotate.config("--rotate-", paths)
-	if err != nil {
-		return err
-	}
-	c.rotate = &cfg
-	return nil
+func (c *TailCmd) checkRotate() (err error) {
+	c.rotate, err = c.rotateConfig()
+	return err
 }
 
 // checkStateDir places the checkpoints: auto is beside the first file.
@@ -171,6 +155,26 @@ func (c *TailCmd) checkStateDir() error {
 		}
 	}
 	return nil
+}
+
+// rotateConfig checks the --rotate-* flags: rotation is on once --rotate-max-size
+// is set, and then --rotate-max-files=0 discards what was written out.
+func (c *TailCmd) rotateConfig() (*rotate.Config, error) {
+	if c.Rotate.MaxSize == 0 {
+		if c.Rotate != defaultLimits() {
+			return nil, errors.New("--rotate-*: rotation is off until --rotate-max-size is set, e.g. --rotate-max-size=10Mi")
+		}
+		return nil, nil
+	}
+	paths := make([]string, len(c.sources))
+	for i, s := range c.sources {
+		paths[i] = s.Path
+	}
+	cfg, err := c.Rotate.config("--rotate-", paths, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &cfg, nil
 }
 
 // parseMultiline compiles the --multiline-start patterns. A value is TAG=REGEX when
@@ -331,10 +335,19 @@ func (c *TailCmd) Run(ctx context.Context, s streams) error {
 		for _, src := range c.sources {
 			files[src.Path] = rotate.NewFile(src.Path, *c.rotate)
 		}
-		// Each follower calls this for its own path only, from its own goroutine.
+		// Each follower calls these for its own path only, from its own goroutine.
 		cfg.Cut = func(path string, reading fs.FileInfo, emitted int64) (int64, error) {
+			// The cut blanks what the file keeps of a line it falls in: keep that
+			// clear of the bytes the follower compares before its offset, or it
+			// would take the file for truncated.
 			r, err := files[path].Cut(emitted, reading)
 			return r.Removed, err
+		}
+		cfg.Removed = func(path string, reading fs.FileInfo) (int64, error) {
+			if files[path] == nil {
+				return 0, nil // a path not rotated (a glob's): never cut
+			}
+			return files[path].Removed(reading)
 		}
 		cfg.CutInterval = c.Rotate.CheckInterval
 	}

@@ -2,7 +2,6 @@ package rotate
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,9 +18,10 @@ import (
 // order: app-2026-11-22T19-50-00.000.log.gz (lumberjack's layout).
 const stampLayout = "2006-01-02T15-04-05.000"
 
-// archive copies [from, to) of the live file into a new archive and makes it
-// durable. It returns the archive's path.
-func (f *File) archive(live *os.File, from, to int64) (string, error) {
+// writeArchive copies [from, to) of the live file into a new archive under a
+// temporary name and makes its bytes durable; it returns that name. Old archives
+// are pruned so that, once it is named, there are at most MaxFiles.
+func (f *File) writeArchive(live *os.File, from, to int64) (string, error) {
 	a, err := f.newArchive(live)
 	if err != nil {
 		return "", err
@@ -30,11 +30,11 @@ func (f *File) archive(live *os.File, from, to int64) (string, error) {
 		a.abort()
 		return "", fmt.Errorf("archive %s: %w", f.path, err)
 	}
-	return a.commit()
+	return a.finish()
 }
 
-// archiveWriter writes an archive under a hidden temporary name; commit gives it
-// its name once its bytes are on disk.
+// archiveWriter writes an archive under a hidden temporary name; the cut gives
+// it its name once its bytes are on disk and the state says which name.
 type archiveWriter struct {
 	f   *File
 	tmp *os.File
@@ -75,9 +75,9 @@ func (a *archiveWriter) abort() {
 	os.Remove(a.tmp.Name())
 }
 
-// commit makes the archive durable under its final name, deleting the oldest
-// archives first so that there are never more than MaxFiles.
-func (a *archiveWriter) commit() (string, error) {
+// finish makes the archive's bytes durable under its temporary name, and deletes
+// the oldest archives so that there are at most MaxFiles once it is named.
+func (a *archiveWriter) finish() (string, error) {
 	f := a.f
 	err := func() error {
 		if a.gz != nil {
@@ -98,21 +98,10 @@ func (a *archiveWriter) commit() (string, error) {
 		return "", fmt.Errorf("write archive of %s in %s: %w", f.path, f.dir, err)
 	}
 	if err := f.prune(f.cfg.MaxFiles - 1); err != nil {
-		a.abort()
+		os.Remove(a.tmp.Name())
 		return "", err
 	}
-	name, err := f.freeName(time.Now())
-	if err == nil {
-		err = os.Rename(a.tmp.Name(), name)
-	}
-	if err == nil {
-		err = syncDir(f.dir)
-	}
-	if err != nil {
-		os.Remove(a.tmp.Name())
-		return "", fmt.Errorf("name archive of %s: %w", f.path, err)
-	}
-	return name, nil
+	return a.tmp.Name(), nil
 }
 
 // freeName returns the archive name for time t, a millisecond later while that
@@ -189,77 +178,11 @@ func (f *File) prune(keep int) error {
 func (f *File) tempPattern() string { return "." + f.stem + "-*" + f.ext + ".tmp" }
 
 // removeLeftovers deletes archives a crash left unnamed. Nothing was cut for
-// them: the cut comes only after the name is durable.
+// them: recovery renamed the one the state announced, and the others were
+// never announced.
 func (f *File) removeLeftovers() {
 	tmps, _ := filepath.Glob(filepath.Join(f.dir, f.tempPattern()))
 	for _, t := range tmps {
 		os.Remove(t)
 	}
-}
-
-// state is what was archived of the live file, kept beside the archives so a
-// restart neither archives the live file's tail-of-line twice nor skips it.
-type state struct {
-	Dev, Ino uint64
-	Start    int64  // first byte not archived
-	Shift    int64  // bytes the last cut removed from the front (collapse)
-	MarkAt   int64  // where Mark is once the cut is done
-	Mark     []byte // bytes at the last cut
-}
-
-func (f *File) statePath() string {
-	return filepath.Join(f.dir, "."+f.stem+f.ext+".sidetail-rotate")
-}
-
-// loadState reads the state file; a missing or unreadable one is an empty state,
-// which makes the whole live file new.
-func loadState(path string) state {
-	var st state
-	if b, err := os.ReadFile(path); err == nil {
-		if json.Unmarshal(b, &st) != nil {
-			st = state{}
-		}
-	}
-	return st
-}
-
-// save writes the state durably: temp file, fsync, rename, fsync of the folder.
-func (st state) save(path string) error {
-	b, _ := json.Marshal(st)
-	tmp := path + ".tmp"
-	err := func() error {
-		file, err := os.Create(tmp)
-		if err != nil {
-			return err
-		}
-		if _, err := file.Write(b); err != nil {
-			file.Close()
-			return err
-		}
-		if err := file.Sync(); err != nil {
-			file.Close()
-			return err
-		}
-		if err := file.Close(); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			return err
-		}
-		return syncDir(filepath.Dir(path))
-	}()
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("save rotation state %s: %w", path, err)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"os"
@@ -132,12 +133,13 @@ func rotateWhileWriting(t *testing.T, f *File, w *writer, rotations int, between
 			t.Fatalf("live file uses %d bytes, over max-size plus one interval's growth (%d); size %d, state %+v, rotations %d", u, limit, info.Size(), f.st, made)
 		}
 		prevWritten = written
-		r, err := f.Cut(-1, nil)
+		r, err := f.CutAll()
 		if err != nil {
 			t.Fatalf("cut %d: %v", made, err)
 		}
 		if r.Archive != "" {
 			made++
+			checkHead(t, f.path, line)
 		}
 		if between != nil {
 			between()
@@ -154,8 +156,9 @@ func rotateWhileWriting(t *testing.T, f *File, w *writer, rotations int, between
 	return n
 }
 
-// contents returns the archives, gunzipped, oldest first, then the live file from
-// its first unarchived byte.
+// contents returns the archives, gunzipped, oldest first, then the live file as
+// cat shows it, but for its blank head: a punched hole (NULs) and the one line of
+// spaces a cut leaves where the fragment of an archived line was.
 func contents(t *testing.T, f *File) []byte {
 	t.Helper()
 	names, err := f.Archives()
@@ -179,17 +182,61 @@ func contents(t *testing.T, f *File) []byte {
 		}
 		file.Close()
 	}
-	live, err := os.Open(f.path)
+	file, err := os.Open(f.path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer live.Close()
-	info, _ := live.Stat()
-	if _, err := live.Seek(f.start(live, fileid.Inode(info), info.Size()), io.SeekStart); err != nil {
+	defer file.Close()
+	// A punched hole reads as NULs: skip it rather than read it.
+	live, err := io.ReadAll(io.NewSectionReader(file, fileid.DataStart(file, 0), 1<<62))
+	if err != nil {
 		t.Fatal(err)
 	}
-	io.Copy(&all, live)
+	all.Write(withoutBlankHead(live))
 	return all.Bytes()
+}
+
+// withoutBlankHead returns b without its leading NULs (a punched hole) and, if it
+// is made of spaces, its first line.
+func withoutBlankHead(b []byte) []byte {
+	b = bytes.TrimLeft(b, "\x00")
+	if i := bytes.IndexByte(b, '\n'); i >= 0 && len(bytes.Trim(b[:i], " ")) == 0 {
+		b = b[i+1:]
+	}
+	return b
+}
+
+// isLine reports whether l is one of the lines content makes: its number is the
+// first or the last field.
+func isLine(l string, content func(int) string) bool {
+	fields := strings.Fields(l)
+	for _, f := range []string{fields[0], fields[len(fields)-1]} {
+		if n, err := strconv.Atoi(f); err == nil && content(n) == l {
+			return true
+		}
+	}
+	return false
+}
+
+// checkHead checks that the live file, as cat shows it, starts with a whole line
+// or a blank one (spaces, after the NULs of a punched hole): never with the
+// tail of an archived line.
+func checkHead(t *testing.T, path string, content func(int) string) {
+	t.Helper()
+	file, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	head := fileid.ReadAt(file, fileid.DataStart(file, 0), 2*maxPad)
+	head = bytes.TrimLeft(head, "\x00")
+	first, _, whole := bytes.Cut(head, []byte{'\n'})
+	if !whole || len(bytes.Trim(first, " ")) == 0 {
+		return // empty or blank (a line still being written is whole so far)
+	}
+	if !isLine(string(first)+"\n", content) {
+		t.Fatalf("the live file starts with %.60q: not a whole line", first)
+	}
 }
 
 // checkLines checks that b holds lines first..first+n-1, each once, whole, in order.
@@ -331,7 +378,7 @@ func TestMaxAge(t *testing.T) {
 	}
 	cfg := testConfig()
 	cfg.MaxAge = 7 * 24 * time.Hour
-	if _, err := NewFile(path, cfg).Cut(-1, nil); err != nil {
+	if _, err := NewFile(path, cfg).CutAll(); err != nil {
 		t.Fatal(err)
 	}
 	for p, want := range map[string]bool{old: false, recent: true, other: true} {
@@ -383,7 +430,7 @@ func TestArchiveFailureKeepsLiveFile(t *testing.T) {
 		cfg.MaxSize = MinSize
 		cfg.ArchiveDir = c.archiveDir
 		f := NewFile(path, cfg)
-		if _, err := f.Cut(-1, nil); err == nil {
+		if _, err := f.CutAll(); err == nil {
 			t.Fatalf("%s: cut succeeded", c.name)
 		} else {
 			t.Logf("%s: %v", c.name, err)
@@ -410,7 +457,7 @@ func TestSymlinkRefused(t *testing.T) {
 	before, _ := os.ReadFile(target)
 	cfg := testConfig()
 	cfg.MaxSize = MinSize
-	if _, err := NewFile(link, cfg).Cut(-1, nil); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+	if _, err := NewFile(link, cfg).CutAll(); err == nil || !strings.Contains(err.Error(), "symbolic link") {
 		t.Fatalf("cut through a link: err=%v", err)
 	}
 	if after, _ := os.ReadFile(target); !bytes.Equal(before, after) {
@@ -418,51 +465,83 @@ func TestSymlinkRefused(t *testing.T) {
 	}
 	cfg.FollowSymlinks = true
 	f := NewFile(link, cfg)
-	if r, err := f.Cut(-1, nil); err != nil || r.Archive == "" {
+	if r, err := f.CutAll(); err != nil || r.Archive == "" {
 		t.Fatalf("with FollowSymlinks: %+v, %v", r, err)
 	}
 	checkLines(t, contents(t, f), 0, 20000)
 }
 
-// A crash between the state's save and the collapse leaves a state written for
-// a cut that did not happen: start still finds the first unarchived byte.
-func TestStartAcrossCrash(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "app.log")
-	writeLines(t, path, 0, 20000)
-	cfg := testConfig()
-	cfg.MaxSize = MinSize
-	f := NewFile(path, cfg)
-	if _, err := f.Cut(-1, nil); err != nil {
-		t.Fatal(err)
+// A version 1 state file (saved before the collapse, with a 32-byte mark at the
+// cut and nothing after) is read once, whether its collapse took place or not,
+// and rewritten as version 2; no line is lost or archived twice.
+func TestMigrateV1State(t *testing.T) {
+	for _, collapsed := range []bool{true, false} {
+		dir := t.TempDir()
+		requireFS(t, dir, unix.EXT4_SUPER_MAGIC, "ext4")
+		path := filepath.Join(dir, "app.log")
+		writeLines(t, path, 0, 2000)
+		live, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer live.Close()
+		// A cut as version 1 made it: the archive, the state, then the collapse.
+		info, _ := live.Stat()
+		cut := info.Size() / 2 / 4096 * 4096
+		archEnd, err := nextLineEnd(live, cut, info.Size())
+		if err != nil {
+			t.Fatal(err)
+		}
+		head := fileid.ReadAt(live, 0, int(archEnd))
+		if err := os.WriteFile(filepath.Join(dir, "app-2026-01-01T00-00-00.000.log"), head, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		k := fileid.Inode(info)
+		v1 := fmt.Sprintf(`{"Dev":%d,"Ino":%d,"Start":%d,"Shift":%d,"MarkAt":0,"Mark":%q}`,
+			k.Dev, k.Ino, archEnd-cut, cut, base64.StdEncoding.EncodeToString(fileid.ReadAt(live, cut, markLen)))
+		if err := os.WriteFile(filepath.Join(dir, ".app.log.sidetail-rotate"), []byte(v1), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if collapsed {
+			if err := unix.Fallocate(int(live.Fd()), unix.FALLOC_FL_COLLAPSE_RANGE, 0, cut); err != nil {
+				t.Fatal(err)
+			}
+		}
+		appendLines(t, path, 2000, 2000)
+		cfg := testConfig()
+		cfg.MaxSize = MinSize
+		f := NewFile(path, cfg)
+		r, err := f.CutAll()
+		if err != nil || r.Archive == "" {
+			t.Fatalf("collapsed %v: %+v, %v", collapsed, r, err)
+		}
+		checkLines(t, contents(t, f), 0, 4000)
+		checkHead(t, path, line)
+		// Version 1 kept no total: it counts from the migration on.
+		st := loadState(f.statePath())
+		if st.Version != stateVersion || st.Mark != nil || st.Removed != r.Removed {
+			t.Fatalf("collapsed %v: state not rewritten as version %d with the cut's %d bytes: %+v", collapsed, stateVersion, r.Removed, st)
+		}
 	}
-	st := f.st
-	live, err := os.OpenFile(path, os.O_RDWR, 0)
+}
+
+// appendLines appends lines first..first+n-1 to path.
+func appendLines(t *testing.T, path string, first, n int) {
+	t.Helper()
+	file, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer live.Close()
-	info, _ := live.Stat()
-	key := fileid.Inode(info)
-	if got := f.start(live, key, info.Size()); got != st.Start {
-		t.Fatalf("after the collapse: start %d, want %d", got, st.Start)
-	}
-	// Undo the collapse, as if it had not happened: put the cut head back.
-	names, _ := f.Archives()
-	archived, _ := os.ReadFile(names[0])
-	cur, _ := os.ReadFile(path)
-	if err := os.WriteFile(path, append(archived[:st.Shift:st.Shift], cur...), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	g := NewFile(path, cfg) // a restart
-	g.st = loadState(g.statePath())
-	g.loaded = true
-	info, _ = live.Stat()
-	want := int64(len(archived))
-	if got := g.start(live, fileid.Inode(info), info.Size()); got != want {
-		t.Fatalf("collapse undone: start %d, want %d (the archived length)", got, want)
+	defer file.Close()
+	for i := first; i < first+n; i++ {
+		if _, err := file.WriteString(line(i)); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
+
+// markLen is version 1's mark at the cut.
+const markLen = 32
 
 func TestCopyTruncate(t *testing.T) {
 	dir := t.TempDir()
@@ -472,7 +551,7 @@ func TestCopyTruncate(t *testing.T) {
 	cfg.MaxSize = MinSize
 	cfg.Method = CopyTruncate
 	f := NewFile(path, cfg)
-	if r, err := f.Cut(-1, nil); err != nil || r.Archive == "" {
+	if r, err := f.CutAll(); err != nil || r.Archive == "" {
 		t.Fatalf("%+v, %v", r, err)
 	}
 	if info, _ := os.Stat(path); info.Size() != 0 {

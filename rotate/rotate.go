@@ -7,10 +7,17 @@
 // size stays), copytruncate as a last resort.
 //
 // Both fallocate operations work in whole filesystem blocks, so the cut lands
-// inside a line. The archive takes that whole line, and the live file keeps its
-// tail, already archived; a small state file beside the archives records where
-// the live file's first unarchived byte is, so the next archive starts there and
-// no line is ever in two archives or split between them.
+// inside a line. The archive takes that whole line, and what the live file keeps
+// of it is overwritten with spaces ending in a newline; a small state file beside
+// the archives records where the live file's first unarchived byte is, so the
+// next archive starts there and no line is ever in two archives or split between
+// them.
+//
+// Every step that moves or removes bytes (an archive's rename, a collapse, a
+// punch, a truncate) is recorded in the state before it, with the evidence that
+// tells afterwards whether it happened (names, offsets, sizes, a hash of 64 KiB
+// at the cut), and as done after it. A crash at any point is resolved from that
+// evidence by the next call (Cut, CutAll or Removed), which finishes the cut.
 package rotate
 
 import (
@@ -60,7 +67,7 @@ func Run(ctx context.Context, cfg Config, paths []string, interval time.Duration
 	defer tick.Stop()
 	for {
 		for _, f := range files {
-			if _, err := f.Cut(-1, nil); err != nil {
+			if _, err := f.CutAll(); err != nil {
 				f.log.Error("cannot rotate file, retrying", "path", f.path, "err", err)
 			}
 		}

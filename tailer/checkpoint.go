@@ -73,18 +73,35 @@ type filePoint struct {
 	Born   int64  `json:"born,omitempty"`
 	Head   []byte `json:"head"`
 	Offset int64  `json:"offset"`
+	// Removed is how many bytes rotation had cut from the file's front when this
+	// was saved: a restart finding more moves Offset down by the difference.
+	Removed int64 `json:"removed,omitempty"`
 }
 
 func pointOf(o *openFile, off int64) filePoint {
-	return filePoint{Dev: o.key.Dev, Ino: o.key.Ino, Born: o.key.Born, Head: o.head, Offset: off}
+	return filePoint{Dev: o.key.Dev, Ino: o.key.Ino, Born: o.key.Born, Head: o.head, Offset: off, Removed: o.removed}
 }
 
 func (p filePoint) key() fileid.Key { return fileid.Key{Dev: p.Dev, Ino: p.Ino, Born: p.Born} }
 
+// in returns where to resume in o, the file at the path, for p: p's offset, moved
+// down by what rotation cut from o's front since p was saved (removed is the total
+// now). Then its head is another, and the key alone (with birth time) tells the
+// file. ok is false when o is not p's file, or changed.
+func (p filePoint) in(o *openFile, removed int64) (off int64, ok bool) {
+	cut := removed - p.Removed
+	if o.key != p.key() || cut <= 0 {
+		return p.Offset, p.matches(o)
+	}
+	off = max(p.Offset-cut, 0)
+	return off, o.info.Size() >= off
+}
+
 // matches reports whether the open file is the one p describes, unchanged up to p's
-// offset as far as its head and size tell.
+// offset as far as its head and size tell (a hole punched over the head since, by
+// rotation on tmpfs, is no change).
 func (p filePoint) matches(o *openFile) bool {
-	return o.key == p.key() && o.info.Size() >= p.Offset && head(p.Head).of(o.head)
+	return o.key == p.key() && o.info.Size() >= p.Offset && head(p.Head).in(o.File)
 }
 
 func (c *Checkpoints) file(path string) string { return c.name(path) + ".json" }
@@ -268,7 +285,7 @@ func (c *checkpointer) remove() {
 // now: where the checkpoint says reading stopped, possibly in a file rotated to
 // another name while we were down, then every file after it. Without a usable
 // checkpoint it is just o.
-func (c *checkpointer) resume(o *openFile, files *registry) []*openFile {
+func (c *checkpointer) resume(o *openFile, files *registry, removed func(fs.FileInfo) int64) []*openFile {
 	if c == nil || c.resumed {
 		return []*openFile{o}
 	}
@@ -283,11 +300,17 @@ func (c *checkpointer) resume(o *openFile, files *registry) []*openFile {
 		return []*openFile{o}
 	}
 	c.gen = cp.Gen
+	total := removed(o.info) // after finishing a cut a crash interrupted:
+	o.head = readHead(o.File) // then its front is another
+	if info, err := o.Stat(); err == nil {
+		o.info = info
+	}
 	var chain []*openFile
 	for _, p := range cp.Files {
 		got := o
-		if !p.matches(o) {
-			got = findFile(files, filepath.Dir(c.path), p)
+		off, ok := p.in(o, total)
+		if !ok {
+			got, off = findFile(files, filepath.Dir(c.path), p), p.Offset
 		}
 		if target := filepath.Dir(resolved(c.path)); got == nil && target != filepath.Dir(c.path) {
 			got = findFile(files, target, p)
@@ -296,7 +319,7 @@ func (c *checkpointer) resume(o *openFile, files *registry) []*openFile {
 			c.log.Warn("checkpointed file is gone or changed, skipping it", "path", c.path, "inode", p.Ino)
 			continue
 		}
-		got.start = p.Offset
+		got.start = off
 		chain = append(chain, got)
 		if got == o {
 			return chain

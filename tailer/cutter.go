@@ -12,6 +12,7 @@ type cutter struct {
 	path     string
 	log      *slog.Logger
 	fn       func(path string, reading fs.FileInfo, emitted int64) (removed int64, err error)
+	total    func(path string, reading fs.FileInfo) (int64, error) // Config.Removed
 	interval time.Duration
 	// tick wakes an idle follower; next keeps a busy one, which never waits,
 	// cutting too.
@@ -25,7 +26,7 @@ func newCutter(cfg *Config, path string, globbed bool) *cutter {
 	if cfg.Cut == nil || globbed {
 		return nil
 	}
-	return &cutter{path: path, log: cfg.Log, fn: cfg.Cut, interval: cfg.CutInterval}
+	return &cutter{path: path, log: cfg.Log, fn: cfg.Cut, total: cfg.Removed, interval: cfg.CutInterval}
 }
 
 // start starts the ticker until the returned stop is called.
@@ -58,4 +59,17 @@ func (c *cutter) cut(reading fs.FileInfo, emitted int64) (removed int64, ok bool
 		c.log.Error("cannot rotate file, retrying", "path", c.path, "err", err)
 	}
 	return removed, true
+}
+
+// removed returns how many bytes cuts have removed from the front of the file
+// reading, in all, finishing first a cut that a crash interrupted; 0 without cuts.
+func (c *cutter) removed(reading fs.FileInfo) int64 {
+	if c == nil || c.total == nil {
+		return 0
+	}
+	n, err := c.total(c.path, reading)
+	if err != nil {
+		c.log.Error("cannot read the rotation state, offsets may be off", "path", c.path, "err", err)
+	}
+	return n
 }

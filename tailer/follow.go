@@ -96,7 +96,7 @@ func (f *follower) open(ctx context.Context) bool {
 				o.start = o.info.Size()
 			}
 			f.opts.fromTail = false
-			chain := f.cp.resume(o, f.files)
+			chain := f.cp.resume(o, f.files, f.cuts.removed)
 			f.pins.begin(chain)
 			f.use(chain[0])
 			return true
@@ -142,6 +142,11 @@ func (f *follower) use(o *openFile) {
 		o.start = 0 // cannot happen on a regular file; reading it all loses nothing
 	}
 	f.cur = o
+	if f.cuts != nil {
+		// Finishing a cut a crash interrupted changes the file's front.
+		o.removed = f.cuts.removed(o.info)
+		o.head = readHead(o.File)
+	}
 	f.wait.watch(f.path) // a link may point into another folder now
 	f.pos.at(o.File, o.start)
 	f.emit.emitted = o.start
@@ -198,12 +203,14 @@ func (f *follower) cut() {
 		return
 	}
 	// The rotator may have blanked the fragment of an archived line left at the
-	// head, below our offset: the head we know the file by is what is there now.
+	// head, below our offset and maybe within our mark: the head and the mark are
+	// what is there now.
 	f.cur.head = readHead(f.cur.File)
+	f.pos.moveDown(f.cur.File, removed)
 	if removed <= 0 {
 		return
 	}
-	f.pos.moveDown(f.cur.File, removed)
+	f.cur.removed += removed
 	f.emit.emitted -= removed
 	if _, err := f.cur.Seek(f.pos.off, io.SeekStart); err != nil {
 		f.cfg.Log.Error("cannot seek after rotation", "path", f.path, "err", err)

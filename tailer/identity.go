@@ -57,6 +57,9 @@ type openFile struct {
 	key   fileid.Key
 	head  head
 	start int64 // where reading begins: 0, a checkpoint's offset, or where we left it
+	// removed is how many bytes rotation has cut from the front of the file, in
+	// all: offsets saved before a cut are that much too high after it.
+	removed int64
 	// replaced is when another file took the path: the settle period runs from
 	// then, so a file that was replaced long ago is not waited for again. The
 	// pinner's lock guards it.

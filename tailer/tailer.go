@@ -43,6 +43,10 @@ type Config struct {
 	MaxPinnedBytes int64
 	// Sockets are served beside the files (see socket.go); Run closes them.
 	Sockets []*Socket
+	// Removed, when set, returns how many bytes Cut has ever removed from the front
+	// of the file read at path (0 for a file never cut), after finishing a cut a
+	// crash interrupted: a checkpoint that saved it resumes that much lower.
+	Removed func(path string, reading fs.FileInfo) (int64, error)
 }
 
 // Source is one PATH argument: a file or a glob, with the tag its lines carry.
