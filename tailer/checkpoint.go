@@ -300,7 +300,7 @@ func (c *checkpointer) resume(o *openFile, files *registry, removed func(fs.File
 		return []*openFile{o}
 	}
 	c.gen = cp.Gen
-	total := removed(o.info) // after finishing a cut a crash interrupted:
+	total := removed(o.info)  // after finishing a cut a crash interrupted:
 	o.head = readHead(o.File) // then its front is another
 	if info, err := o.Stat(); err == nil {
 		o.info = info
