@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/alecthomas/kong"
@@ -21,6 +22,8 @@ type RotateCmd struct {
 	Paths  []string `arg:"" name:"path" env:"SIDETAIL_PATHS" help:"Live file to keep bounded. Env: comma-separated."`
 	Limits `envprefix:"SIDETAIL_"`
 	Quiet  bool `env:"SIDETAIL_QUIET" help:"Log errors only."`
+
+	MetricsAddr string `env:"SIDETAIL_METRICS_ADDR" placeholder:"ADDR" help:"Serve Prometheus /metrics, /healthz and /readyz on ADDR (HOST:PORT, e.g. :9090). Off when empty."`
 
 	cfg rotate.Config
 }
@@ -51,6 +54,9 @@ func (c *RotateCmd) Validate() error {
 	if c.MaxSize == 0 {
 		c.MaxSize = defaultMaxSize
 	}
+	if err := checkMetricsAddr(c.MetricsAddr); err != nil {
+		return err
+	}
 	cfg, err := c.Limits.config("--", c.Paths)
 	c.cfg = cfg
 	return err
@@ -58,9 +64,42 @@ func (c *RotateCmd) Validate() error {
 
 // Run rotates the files until SIGTERM/SIGINT.
 func (c *RotateCmd) Run(ctx context.Context, s streams) error {
+	mon, err := listenMonitor(c.MetricsAddr)
+	if err != nil {
+		return err
+	}
+	var serving sync.WaitGroup
+	defer serving.Wait()
+	serving.Go(func() { mon.serve(ctx) })
 	c.cfg.Log = newLogger(s.stderr, c.Quiet)
-	rotate.Run(ctx, c.cfg, c.Paths, c.CheckInterval)
+	cutEvery(ctx, c.cfg, c.Paths, c.CheckInterval, mon.rotated())
 	return nil
+}
+
+// cutEvery checks every path each interval and cuts those past MaxSize, until
+// ctx is done, counting what each cut did. Errors are logged and retried at the
+// next check. (rotate.Run without the counting: it does not hand out Results.)
+func cutEvery(ctx context.Context, cfg rotate.Config, paths []string, interval time.Duration, cuts *rotateMetrics) {
+	files := make(map[string]*rotate.File, len(paths))
+	for _, p := range paths {
+		files[p] = rotate.NewFile(p, cfg)
+		cuts.track(p)
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for ctx.Err() == nil {
+		for _, p := range paths {
+			r, err := files[p].Cut(-1, nil)
+			cuts.cut(p, cfg.Method, r, err)
+			if err != nil {
+				cfg.Log.Error("cannot rotate file, retrying", "path", p, "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+		}
+	}
 }
 
 // config checks the limits against the paths; flag is the flags' prefix in

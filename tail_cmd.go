@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sidetail/sidetail/rotate"
@@ -42,6 +44,8 @@ type TailCmd struct {
 
 	Rotate Limits `embed:"" prefix:"rotate-" envprefix:"SIDETAIL_ROTATE_" group:"Rotate the followed files (see sidetail rotate --help)"`
 
+	MetricsAddr string `env:"SIDETAIL_METRICS_ADDR" placeholder:"ADDR" help:"Serve Prometheus /metrics, /healthz and /readyz on ADDR (HOST:PORT, e.g. :9090). Off when empty."`
+
 	sources   []tailer.Source
 	sockets   []tailer.SocketSpec
 	sockMode  fs.FileMode
@@ -52,7 +56,7 @@ type TailCmd struct {
 
 // Validate checks what kong cannot, one subject at a time.
 func (c *TailCmd) Validate() error {
-	for _, check := range []func() error{c.checkOutput, c.checkTiming, c.checkSources, c.checkSockets, c.checkMultiline, c.checkRotate, c.checkStateDir} {
+	for _, check := range []func() error{c.checkOutput, c.checkTiming, c.checkSources, c.checkSockets, c.checkMultiline, c.checkRotate, c.checkStateDir, c.checkMetricsAddr} {
 		if err := check(); err != nil {
 			return err
 		}
@@ -297,13 +301,40 @@ func validTag(s string) bool {
 	return true
 }
 
+func (c *TailCmd) checkMetricsAddr() error { return checkMetricsAddr(c.MetricsAddr) }
+
+// stallAfter is how long a follower may make no progress, with unread data and
+// stdout not blocked, before /healthz calls it stuck: well above the waits that
+// are part of following (the settle period, a multiline record's timeout, the
+// safety poll).
+func (c *TailCmd) stallAfter() time.Duration {
+	return max(time.Minute, 4*c.Settle, 4*c.MultilineTimeout)
+}
+
 // Run follows the files until SIGTERM/SIGINT, then drains them within the drain
 // timeout.
 func (c *TailCmd) Run(ctx context.Context, s streams) error {
+	mon, err := listenMonitor(c.MetricsAddr)
+	if err != nil {
+		return err
+	}
+	stdout := io.Writer(s.stdout)
+	if mon != nil {
+		mon.tail = tailer.NewMetrics(c.stallAfter())
+		mon.out = &meteredWriter{w: s.stdout}
+		stdout = mon.out
+		// Probes are answered while draining too: the server stops when Run returns.
+		serveCtx, stopServing := context.WithCancel(context.Background())
+		var serving sync.WaitGroup
+		serving.Go(func() { mon.serve(serveCtx) })
+		defer func() {
+			stopServing()
+			serving.Wait()
+		}()
+	}
 	log := newLogger(s.stderr, c.Quiet)
 	var cps *tailer.Checkpoints
 	if c.StateDir != "" {
-		var err error
 		cps, err = tailer.OpenCheckpoints(c.StateDir)
 		switch {
 		case errors.Is(err, tailer.ErrCheckpointsReadOnly):
@@ -326,12 +357,15 @@ func (c *TailCmd) Run(ctx context.Context, s streams) error {
 	if c.rotate != nil {
 		c.rotate.Log = log
 		files := map[string]*rotate.File{}
+		cuts := mon.rotated()
 		for _, src := range c.sources {
 			files[src.Path] = rotate.NewFile(src.Path, *c.rotate)
+			cuts.track(src.Path)
 		}
 		// Each follower calls this for its own path only, from its own goroutine.
 		cfg.Cut = func(path string, reading fs.FileInfo, emitted int64) (int64, error) {
 			r, err := files[path].Cut(emitted, reading)
+			cuts.cut(path, c.rotate.Method, r, err)
 			return r.Removed, err
 		}
 		cfg.CutInterval = c.Rotate.CheckInterval
@@ -348,8 +382,9 @@ func (c *TailCmd) Run(ctx context.Context, s streams) error {
 		}
 		cfg.Sockets = append(cfg.Sockets, sock)
 	}
+	// TODO(#11 wiring): cfg.Metrics = mon.followers() once tailer.Config has the field.
 	done := make(chan error, 1)
-	out := tailer.NewOutput(s.stdout)
+	out := tailer.NewOutput(stdout)
 	if c.MaxRate > 0 {
 		out.Pace(int(c.MaxRate))
 	}
