@@ -45,6 +45,8 @@ type TailCmd struct {
 	Rotate Limits `embed:"" prefix:"rotate-" envprefix:"SIDETAIL_ROTATE_" group:"Rotate the followed files (see sidetail rotate --help)"`
 
 	MetricsAddr string `env:"SIDETAIL_METRICS_ADDR" placeholder:"ADDR" help:"Serve Prometheus /metrics, /healthz and /readyz on ADDR (HOST:PORT, e.g. :9090). Off when empty."`
+	// StallTimeout exists for the tests, which cannot wait a minute for /healthz.
+	StallTimeout time.Duration `hidden:"" default:"1m" env:"SIDETAIL_STALL_TIMEOUT" help:"/healthz fails when a follower made no progress this long with unread data and stdout not blocked (at least 4 times --settle and --multiline-timeout)."`
 
 	sources   []tailer.Source
 	sockets   []tailer.SocketSpec
@@ -305,10 +307,9 @@ func (c *TailCmd) checkMetricsAddr() error { return checkMetricsAddr(c.MetricsAd
 
 // stallAfter is how long a follower may make no progress, with unread data and
 // stdout not blocked, before /healthz calls it stuck: well above the waits that
-// are part of following (the settle period, a multiline record's timeout, the
-// safety poll).
+// are part of following (the settle period, a multiline record's timeout).
 func (c *TailCmd) stallAfter() time.Duration {
-	return max(time.Minute, 4*c.Settle, 4*c.MultilineTimeout)
+	return max(c.StallTimeout, 4*c.Settle, 4*c.MultilineTimeout)
 }
 
 // Run follows the files until SIGTERM/SIGINT, then drains them within the drain
