@@ -235,13 +235,17 @@ func (f *FileMetrics) Emitted(p []byte) {
 	f.emitted(p, bytes.Count(p, []byte{'\n'}))
 }
 
-// EmittedLast counts p, the file's last line written without its newline (at
-// rotation or shutdown), as a line.
+// EmittedLast is Emitted for a write that ends a line even without a newline:
+// the partial last line written at rotation or shutdown, a whole multiline record.
 func (f *FileMetrics) EmittedLast(p []byte) {
 	if f == nil || len(p) == 0 {
 		return
 	}
-	f.emitted(p, bytes.Count(p, []byte{'\n'})+1)
+	lines := bytes.Count(p, []byte{'\n'})
+	if p[len(p)-1] != '\n' {
+		lines++
+	}
+	f.emitted(p, lines)
 }
 
 func (f *FileMetrics) emitted(p []byte, lines int) {

@@ -96,6 +96,7 @@ func TestLagShrinksToZero(t *testing.T) {
 	f.Emitted([]byte("one\ntwo\n"))
 	f.EmittedLast([]byte("three\n")[:5]) // as if the newline had not come
 	f.Emitted([]byte("\n"))
+	f.EmittedLast(nil)
 	for name, want := range map[string]float64{
 		"sidetail_lag_bytes":           0,
 		"sidetail_file_size_bytes":     float64(n),
@@ -303,4 +304,14 @@ func BenchmarkFileMetrics(b *testing.B) {
 			f.Emitted(batch)
 		}
 	})
+}
+
+func TestEmittedLastCountsWholeRecords(t *testing.T) {
+	m := NewMetrics(time.Minute)
+	f := m.File("app", "app.log")
+	f.EmittedLast([]byte("Exception\n\tat a\n\tat b\n")) // a record of whole lines
+	f.EmittedLast([]byte("tail without newline"))
+	if got := sample(t, m, "sidetail_emitted_lines_total", `tag="app"`); got != 4 {
+		t.Errorf("lines = %v, want 4", got)
+	}
 }
