@@ -166,7 +166,7 @@ scrape_configs:
 		{`sidetail_read_bytes_total{tag="app"}`, float64(written), "FileMetrics.Read in the read loop"},
 		{`sidetail_lag_bytes{tag="app"}`, 0, "Metrics.File per follower, FileMetrics.Reading/Read/Emitted"},
 		{`sidetail_abandoned_bytes_total{tag="app"}`, 0, "Metrics.File per follower"},
-		{`sidetail_rotations_total{tag="app",kind="rename"}`, 1, "FileMetrics.Rotation(tailer.RotationRename) in check"},
+		{`sidetail_rotations_total{tag="app",kind="rename"}`, 1, "FileMetrics.Replaced when the follower leaves a replaced or deleted file"},
 		{`sidetail_files_opened_total{tag="app"}`, 2, "FileMetrics.Opened in openName"},
 	}
 	values := func() string {
@@ -270,6 +270,10 @@ func TestHealthzStall(t *testing.T) {
 		t.Fatal(err)
 	}
 	go fill.Write(make([]byte, size)) // blocks if sidetail wrote something first: full either way
+	waitUntil(t, func() bool {
+		n, err := unix.IoctlGetInt(int(stderrR.Fd()), unix.TIOCINQ) // FIONREAD: bytes in the pipe
+		return err == nil && n >= size
+	}, func() string { return "stderr pipe never filled" })
 
 	// Truncate and refill past the old offset: the follower logs the truncation
 	// and blocks there.

@@ -262,6 +262,24 @@ func (f *FileMetrics) Rotation(kind Rotation) {
 	}
 }
 
+// Replaced counts the rotation that made the follower leave old, read to its
+// end, for the next file at the path: deleted (no name left), a symbolic link
+// pointing elsewhere, or renamed. Call it before old is closed. It looks at the
+// file when the follower leaves it, not when the path first changed: a rename
+// followed by a create shows the path missing for a moment.
+func (f *FileMetrics) Replaced(old *os.File) {
+	if f == nil {
+		return
+	}
+	kind := RotationRename
+	if info, err := old.Stat(); err == nil && nlink(info) == 0 {
+		kind = RotationDelete
+	} else if info, err := os.Lstat(f.path); err == nil && info.Mode()&os.ModeSymlink != 0 {
+		kind = RotationSymlink
+	}
+	f.Rotation(kind)
+}
+
 // Pin says file took the path while another was being read, and will be read
 // from start.
 func (f *FileMetrics) Pin(file *os.File, start int64) {
@@ -372,6 +390,14 @@ func deletedBytes(info os.FileInfo) int64 {
 		return st.Blocks * 512
 	}
 	return 0
+}
+
+// nlink is the number of names the file has; 1 when unknown.
+func nlink(info os.FileInfo) uint64 {
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Nlink)
+	}
+	return 1
 }
 
 // Health reports the followers that are stuck: unread data, and no progress for

@@ -315,3 +315,41 @@ func TestEmittedLastCountsWholeRecords(t *testing.T) {
 		t.Errorf("lines = %v, want 4", got)
 	}
 }
+
+func TestReplacedKinds(t *testing.T) {
+	m := NewMetrics(time.Minute)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	f := m.File("app", path)
+	open := func() *os.File {
+		t.Helper()
+		if err := os.WriteFile(path, []byte("x\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		file, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { file.Close() })
+		return file
+	}
+	old := open()
+	os.Rename(path, path+".1")
+	open()
+	f.Replaced(old) // renamed away, a new file created
+	old = open()
+	os.Remove(path)
+	open()
+	f.Replaced(old) // deleted and recreated
+	target := filepath.Join(dir, "v2.log")
+	os.WriteFile(target, nil, 0o644)
+	old = open()
+	os.Rename(path, filepath.Join(dir, "v1.log"))
+	os.Symlink(target, path)
+	f.Replaced(old) // the path became a link to another file
+	for _, kind := range []string{"rename", "delete", "symlink"} {
+		if got := sample(t, m, "sidetail_rotations_total", `tag="app",kind="`+kind+`"`); got != 1 {
+			t.Errorf("%s rotations = %v, want 1", kind, got)
+		}
+	}
+}
