@@ -256,7 +256,16 @@ func TestHealthzStall(t *testing.T) {
 		io.Copy(io.Discard, out) // stdout keeps flowing: it is not what blocks
 	}()
 	healthz := func() (int, string) { return get("http://" + addr + "/healthz") }
-	waitUntil(t, func() bool { c, _ := healthz(); return c == 200 }, func() string { c, b := healthz(); return fmt.Sprint(c, b) })
+	// The first line went out: the follower holds the file and its offset.
+	var body string
+	waitUntil(t, func() bool {
+		_, body = get("http://" + addr + "/metrics")
+		v, _ := metric(body, "sidetail_stdout_bytes_total")
+		return v == float64(len("first\n"))
+	}, func() string { return "the first line never went out:\n" + body })
+	if c, b := healthz(); c != 200 {
+		t.Fatalf("/healthz %d %q before the stall", c, b)
+	}
 
 	// Fill stderr: a one-page pipe, and a page written into it through our own
 	// descriptor of it.
