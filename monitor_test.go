@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sidetail/sidetail/internal/syncbuf"
 )
 
 // freePort returns a loopback port nobody listens on now.
@@ -117,7 +119,7 @@ scrape_configs:
 	promAddr := "127.0.0.1:" + freePort(t)
 	prom := exec.Command(prometheus, "--config.file="+config, "--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
 		"--web.listen-address="+promAddr, "--log.level=warn")
-	var promLog syncBuffer
+	var promLog syncbuf.Buffer
 	prom.Stdout, prom.Stderr = &promLog, &promLog
 	if err := prom.Start(); err != nil {
 		t.Fatal(err)
