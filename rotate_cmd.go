@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/alecthomas/kong"
@@ -22,6 +23,8 @@ type RotateCmd struct {
 	Paths  []string `arg:"" name:"path" env:"SIDETAIL_PATHS" help:"Live file to keep bounded. Env: comma-separated."`
 	Limits `envprefix:"SIDETAIL_"`
 	Quiet  bool `env:"SIDETAIL_QUIET" help:"Log errors only."`
+
+	MetricsAddr string `env:"SIDETAIL_METRICS_ADDR" placeholder:"ADDR" help:"Serve Prometheus /metrics, /healthz and /readyz on ADDR (HOST:PORT, e.g. :9090). Off when empty."`
 
 	cfg rotate.Config
 }
@@ -68,6 +71,9 @@ func (c *RotateCmd) Validate() error {
 	if c.MaxSize == 0 {
 		c.MaxSize = defaultMaxSize
 	}
+	if err := checkMetricsAddr(c.MetricsAddr); err != nil {
+		return err
+	}
 	cfg, err := c.Limits.config("--", c.Paths, 1)
 	c.cfg = cfg
 	return err
@@ -75,9 +81,42 @@ func (c *RotateCmd) Validate() error {
 
 // Run rotates the files until SIGTERM/SIGINT.
 func (c *RotateCmd) Run(ctx context.Context, s streams) error {
+	mon, err := listenMonitor(c.MetricsAddr)
+	if err != nil {
+		return err
+	}
+	var serving sync.WaitGroup
+	defer serving.Wait()
+	serving.Go(func() { mon.serve(ctx) })
 	c.cfg.Log = newLogger(s.stderr, c.Quiet)
-	rotate.Run(ctx, c.cfg, c.Paths, c.CheckInterval)
+	cutEvery(ctx, c.cfg, c.Paths, c.CheckInterval, mon.rotated())
 	return nil
+}
+
+// cutEvery checks every path each interval and cuts those past MaxSize, until
+// ctx is done, counting what each cut did. Errors are logged and retried at the
+// next check; nothing is removed from a live file whose archive is not durable.
+func cutEvery(ctx context.Context, cfg rotate.Config, paths []string, interval time.Duration, cuts *rotateMetrics) {
+	files := make(map[string]*rotate.File, len(paths))
+	for _, p := range paths {
+		files[p] = rotate.NewFile(p, cfg)
+		cuts.track(p)
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for ctx.Err() == nil {
+		for _, p := range paths {
+			r, err := files[p].CutAll()
+			cuts.cut(p, cfg.Method, r, err)
+			if err != nil {
+				cfg.Log.Error("cannot rotate file, retrying", "path", p, "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+		}
+	}
 }
 
 // config checks the limits against the paths; flag is the flags' prefix in

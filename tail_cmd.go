@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sidetail/sidetail/rotate"
@@ -43,6 +45,10 @@ type TailCmd struct {
 
 	Rotate Limits `embed:"" prefix:"rotate-" envprefix:"SIDETAIL_ROTATE_" group:"Rotate the followed files (see sidetail rotate --help)"`
 
+	MetricsAddr string `env:"SIDETAIL_METRICS_ADDR" placeholder:"ADDR" help:"Serve Prometheus /metrics, /healthz and /readyz on ADDR (HOST:PORT, e.g. :9090). Off when empty."`
+	// StallTimeout exists for the tests, which cannot wait a minute for /healthz.
+	StallTimeout time.Duration `hidden:"" default:"1m" env:"SIDETAIL_STALL_TIMEOUT" help:"/healthz fails when a follower made no progress this long with unread data and stdout not blocked (at least 4 times --settle and --multiline-timeout)."`
+
 	sources   []tailer.Source
 	sockets   []tailer.SocketSpec
 	sockMode  fs.FileMode
@@ -53,7 +59,7 @@ type TailCmd struct {
 
 // Validate checks what kong cannot, one subject at a time.
 func (c *TailCmd) Validate() error {
-	for _, check := range []func() error{c.checkOutput, c.checkTiming, c.checkSources, c.checkSockets, c.checkMultiline, c.checkRotate, c.checkStateDir} {
+	for _, check := range []func() error{c.checkOutput, c.checkTiming, c.checkSources, c.checkSockets, c.checkMultiline, c.checkRotate, c.checkStateDir, c.checkMetricsAddr} {
 		if err := check(); err != nil {
 			return err
 		}
@@ -302,13 +308,39 @@ func validTag(s string) bool {
 	return true
 }
 
+func (c *TailCmd) checkMetricsAddr() error { return checkMetricsAddr(c.MetricsAddr) }
+
+// stallAfter is how long a follower may make no progress, with unread data and
+// stdout not blocked, before /healthz calls it stuck: well above the waits that
+// are part of following (the settle period, a multiline record's timeout).
+func (c *TailCmd) stallAfter() time.Duration {
+	return max(c.StallTimeout, 4*c.Settle, 4*c.MultilineTimeout)
+}
+
 // Run follows the files until SIGTERM/SIGINT, then drains them within the drain
 // timeout.
 func (c *TailCmd) Run(ctx context.Context, s streams) error {
+	mon, err := listenMonitor(c.MetricsAddr)
+	if err != nil {
+		return err
+	}
+	stdout := io.Writer(s.stdout)
+	if mon != nil {
+		mon.tail = tailer.NewMetrics(c.stallAfter())
+		mon.out = &meteredWriter{w: s.stdout}
+		stdout = mon.out
+		// Probes are answered while draining too: the server stops when Run returns.
+		serveCtx, stopServing := context.WithCancel(context.Background())
+		var serving sync.WaitGroup
+		serving.Go(func() { mon.serve(serveCtx) })
+		defer func() {
+			stopServing()
+			serving.Wait()
+		}()
+	}
 	log := newLogger(s.stderr, c.Quiet)
 	var cps *tailer.Checkpoints
 	if c.StateDir != "" {
-		var err error
 		cps, err = tailer.OpenCheckpoints(c.StateDir)
 		switch {
 		case errors.Is(err, tailer.ErrCheckpointsReadOnly):
@@ -332,8 +364,10 @@ func (c *TailCmd) Run(ctx context.Context, s streams) error {
 	if c.rotate != nil {
 		c.rotate.Log = log
 		files := map[string]*rotate.File{}
+		cuts := mon.rotated()
 		for _, src := range c.sources {
 			files[src.Path] = rotate.NewFile(src.Path, *c.rotate)
+			cuts.track(src.Path)
 		}
 		// Each follower calls these for its own path only, from its own goroutine.
 		cfg.Cut = func(path string, reading fs.FileInfo, emitted int64) (int64, error) {
@@ -341,6 +375,7 @@ func (c *TailCmd) Run(ctx context.Context, s streams) error {
 			// clear of the bytes the follower compares before its offset, or it
 			// would take the file for truncated.
 			r, err := files[path].Cut(emitted, reading)
+			cuts.cut(path, c.rotate.Method, r, err)
 			return r.Removed, err
 		}
 		cfg.Removed = func(path string, reading fs.FileInfo) (int64, error) {
@@ -363,8 +398,9 @@ func (c *TailCmd) Run(ctx context.Context, s streams) error {
 		}
 		cfg.Sockets = append(cfg.Sockets, sock)
 	}
+	// TODO(#11 wiring): cfg.Metrics = mon.followers() once tailer.Config has the field.
 	done := make(chan error, 1)
-	out := tailer.NewOutput(s.stdout)
+	out := tailer.NewOutput(stdout)
 	if c.MaxRate > 0 {
 		out.Pace(int(c.MaxRate))
 	}

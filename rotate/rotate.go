@@ -21,7 +21,6 @@
 package rotate
 
 import (
-	"context"
 	"log/slog"
 	"time"
 )
@@ -54,27 +53,3 @@ type Config struct {
 // MinSize is the smallest MaxSize: below it a cut would archive a few blocks at a
 // time, and the archives would be mostly gzip headers and names.
 const MinSize = 64 << 10
-
-// Run checks every path each interval and cuts those that have grown past
-// MaxSize, until ctx is done. Errors are logged and retried at the next check;
-// nothing is removed from a live file whose archive is not durable.
-func Run(ctx context.Context, cfg Config, paths []string, interval time.Duration) {
-	files := make([]*File, len(paths))
-	for i, p := range paths {
-		files[i] = NewFile(p, cfg)
-	}
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		for _, f := range files {
-			if _, err := f.CutAll(); err != nil {
-				f.log.Error("cannot rotate file, retrying", "path", f.path, "err", err)
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
-}

@@ -1,0 +1,539 @@
+package tailer
+
+import (
+	"bytes"
+	"cmp"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/sidetail/sidetail/internal/prom"
+)
+
+// Metrics counts what the followers do, per tag, and answers the probes: whether
+// every follower keeps up (Health) and whether all have started (Ready).
+//
+// Followers publish plain numbers (an atomic add per read or write batch, never
+// per line); what costs a system call (file sizes, the lag, the disk held by
+// deleted files) is computed when Prometheus or a probe asks. A nil *Metrics, and
+// the nil *FileMetrics it hands out, do nothing: followers call them
+// unconditionally, and without --metrics-addr they cost a nil check.
+type Metrics struct {
+	stallAfter time.Duration
+
+	mu    sync.Mutex
+	tags  map[string]*tagCounters // counters outlive the files of a tag
+	files map[*FileMetrics]struct{}
+	// Readiness: what was registered before Started must each be ready once.
+	started bool
+	waiting int
+	isReady bool // latched: a new glob match does not make us unready again
+}
+
+// NewMetrics returns the metrics of one run. A follower with unread data that
+// makes no progress for stallAfter, while stdout is not blocked, is stuck.
+func NewMetrics(stallAfter time.Duration) *Metrics {
+	return &Metrics{stallAfter: stallAfter, tags: map[string]*tagCounters{}, files: map[*FileMetrics]struct{}{}}
+}
+
+// Rotation is a kind of rotation a follower saw.
+type Rotation int
+
+// The rotation kinds, the values of the kind label.
+const (
+	RotationRename   Rotation = iota // another file took the path
+	RotationTruncate                 // the file got smaller, or was refilled past our offset
+	RotationDelete                   // the path names nothing
+	RotationSymlink                  // the path is a symbolic link that points elsewhere now
+	numRotations
+)
+
+var rotationNames = [numRotations]string{"rename", "truncate", "delete", "symlink"}
+
+// tagCounters are the counters of one tag, shared by its files.
+type tagCounters struct {
+	emittedLines, emittedBytes, readBytes atomic.Int64
+	rotations                             [numRotations]atomic.Int64
+	opened, abandoned, longLinesCut       atomic.Int64
+	records, recordsCut                   atomic.Int64
+	saves, saveErrors, lastSave           atomic.Int64 // lastSave: Unix nanoseconds
+	outputWait                            atomic.Int64 // nanoseconds
+}
+
+// FileMetrics is what one follower publishes. Its methods are called from the
+// follower's goroutine (Pin and Unpin also from its pinning goroutine).
+type FileMetrics struct {
+	m         *Metrics
+	c         *tagCounters
+	tag, path string
+
+	file                atomic.Pointer[os.File] // the file being read
+	readOff, emittedOff atomic.Int64            // offsets in it
+	progress            atomic.Int64            // bytes read and emitted, ever: moves while we work
+
+	pinMu  sync.Mutex
+	pinned []pinnedFile
+
+	ready, expected bool // guarded by m.mu
+	// Liveness, guarded by m.mu: the progress seen by the last probe, and since
+	// when probes have seen unread data and no progress.
+	seenProgress int64
+	stalledSince time.Time
+}
+
+type pinnedFile struct {
+	file  *os.File
+	start int64
+}
+
+// File returns the metrics of one followed file. Files registered before Started
+// must each be Ready for Ready to report true. Close it when the follower ends.
+func (m *Metrics) File(tag, path string) *FileMetrics {
+	if m == nil {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f := &FileMetrics{m: m, c: m.counters(tag), tag: tag, path: path, expected: !m.started}
+	if f.expected {
+		m.waiting++
+	}
+	m.files[f] = struct{}{}
+	return f
+}
+
+// counters returns the counters of tag, creating them; m.mu is held.
+func (m *Metrics) counters(tag string) *tagCounters {
+	c := m.tags[tag]
+	if c == nil {
+		c = &tagCounters{}
+		m.tags[tag] = c
+	}
+	return c
+}
+
+// Expect registers something else readiness waits for (a glob's first scan) and
+// returns the call that says it is done.
+func (m *Metrics) Expect() (done func()) {
+	if m == nil {
+		return func() {}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.started {
+		return func() {}
+	}
+	m.waiting++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			m.waiting--
+		})
+	}
+}
+
+// Started says every source has been registered (File or Expect).
+func (m *Metrics) Started() {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.started = true
+}
+
+// Ready reports whether every source registered before Started was opened, is
+// being waited for, or (a glob) was scanned; once true it stays true.
+func (m *Metrics) Ready() bool {
+	if m == nil {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.started && m.waiting == 0 {
+		m.isReady = true
+	}
+	return m.isReady
+}
+
+// Ready says the file was opened (its checkpoint, if any, looked at) or is being
+// waited for.
+func (f *FileMetrics) Ready() {
+	if f == nil {
+		return
+	}
+	f.m.mu.Lock()
+	defer f.m.mu.Unlock()
+	f.markReady()
+}
+
+// markReady counts f as ready once; m.mu is held.
+func (f *FileMetrics) markReady() {
+	if f.expected && !f.ready {
+		f.m.waiting--
+	}
+	f.ready = true
+}
+
+// Close says the follower ended: its file no longer counts for size, lag and
+// liveness; its tag's counters stay.
+func (f *FileMetrics) Close() {
+	if f == nil {
+		return
+	}
+	f.m.mu.Lock()
+	defer f.m.mu.Unlock()
+	f.markReady() // a glob's file gone before it was opened must not hold readiness
+	delete(f.m.files, f)
+	f.file.Store(nil)
+	f.pinMu.Lock()
+	f.pinned = nil
+	f.pinMu.Unlock()
+}
+
+// Opened counts a file opened for reading.
+func (f *FileMetrics) Opened() {
+	if f != nil {
+		f.c.opened.Add(1)
+	}
+}
+
+// Reading says file is the one being read, at read offset off, with everything
+// below emitted written out. Call it whenever the offsets jump: a new file, a
+// truncation (0, 0), a cut that moved them down.
+func (f *FileMetrics) Reading(file *os.File, off, emitted int64) {
+	if f == nil {
+		return
+	}
+	f.readOff.Store(off)
+	f.emittedOff.Store(emitted)
+	f.file.Store(file)
+}
+
+// Read counts n bytes read from the file.
+func (f *FileMetrics) Read(n int) {
+	if f == nil {
+		return
+	}
+	f.c.readBytes.Add(int64(n))
+	f.readOff.Add(int64(n))
+	f.progress.Add(int64(n))
+}
+
+// Emitted counts the bytes of the file written out in one write, p, and the lines
+// that end in it.
+func (f *FileMetrics) Emitted(p []byte) {
+	if f == nil {
+		return
+	}
+	f.emitted(p, bytes.Count(p, []byte{'\n'}))
+}
+
+// EmittedLast is Emitted for a write that ends a line even without a newline:
+// the partial last line written at rotation or shutdown, a whole multiline record.
+func (f *FileMetrics) EmittedLast(p []byte) {
+	if f == nil || len(p) == 0 {
+		return
+	}
+	lines := bytes.Count(p, []byte{'\n'})
+	if p[len(p)-1] != '\n' {
+		lines++
+	}
+	f.emitted(p, lines)
+}
+
+func (f *FileMetrics) emitted(p []byte, lines int) {
+	f.c.emittedLines.Add(int64(lines))
+	f.c.emittedBytes.Add(int64(len(p)))
+	f.emittedOff.Add(int64(len(p)))
+	f.progress.Add(int64(len(p)))
+}
+
+// Rotation counts a rotation of the path.
+func (f *FileMetrics) Rotation(kind Rotation) {
+	if f != nil && kind >= 0 && kind < numRotations {
+		f.c.rotations[kind].Add(1)
+	}
+}
+
+// Replaced counts the rotation that made the follower leave old, read to its
+// end, for the next file at the path: deleted (no name left), a symbolic link
+// pointing elsewhere, or renamed. Call it before old is closed. It looks at the
+// file when the follower leaves it, not when the path first changed: a rename
+// followed by a create shows the path missing for a moment.
+func (f *FileMetrics) Replaced(old *os.File) {
+	if f == nil {
+		return
+	}
+	kind := RotationRename
+	if info, err := old.Stat(); err == nil && nlink(info) == 0 {
+		kind = RotationDelete
+	} else if info, err := os.Lstat(f.path); err == nil && info.Mode()&os.ModeSymlink != 0 {
+		kind = RotationSymlink
+	}
+	f.Rotation(kind)
+}
+
+// Pin says file took the path while another was being read, and will be read
+// from start.
+func (f *FileMetrics) Pin(file *os.File, start int64) {
+	if f == nil {
+		return
+	}
+	f.pinMu.Lock()
+	defer f.pinMu.Unlock()
+	f.pinned = append(f.pinned, pinnedFile{file, start})
+}
+
+// Unpin says file is no longer waiting: it is being read now, or was let go.
+func (f *FileMetrics) Unpin(file *os.File) {
+	if f == nil {
+		return
+	}
+	f.pinMu.Lock()
+	defer f.pinMu.Unlock()
+	f.pinned = slices.DeleteFunc(f.pinned, func(p pinnedFile) bool { return p.file == file })
+}
+
+// Abandoned counts bytes given up unread. Nothing gives bytes up today; any
+// policy that does must count them here.
+func (f *FileMetrics) Abandoned(n int64) {
+	if f != nil {
+		f.c.abandoned.Add(n)
+	}
+}
+
+// LongLineCut counts a line longer than --max-line cut into pieces.
+func (f *FileMetrics) LongLineCut() {
+	if f != nil {
+		f.c.longLinesCut.Add(1)
+	}
+}
+
+// Record counts a multiline record written; cut: it ended at --max-record.
+func (f *FileMetrics) Record(cut bool) {
+	if f == nil {
+		return
+	}
+	f.c.records.Add(1)
+	if cut {
+		f.c.recordsCut.Add(1)
+	}
+}
+
+// CheckpointSaved counts a checkpoint save and its outcome.
+func (f *FileMetrics) CheckpointSaved(err error) {
+	if f == nil {
+		return
+	}
+	if err != nil {
+		f.c.saveErrors.Add(1)
+		return
+	}
+	f.c.saves.Add(1)
+	f.c.lastSave.Store(time.Now().UnixNano())
+}
+
+// OutputWait counts time spent in one write to the output, waiting for the lock
+// (other files' writes) and for stdout itself.
+func (f *FileMetrics) OutputWait(d time.Duration) {
+	if f != nil {
+		f.c.outputWait.Add(int64(d))
+	}
+}
+
+// fileState is what a scrape or probe finds of one follower's files.
+type fileState struct {
+	size, lag, unread, deletedHeld int64
+	pinned                         int
+	reading                        bool
+}
+
+// state stats the files f holds: the one being read and those pinned.
+func (f *FileMetrics) state() fileState {
+	var s fileState
+	if file := f.file.Load(); file != nil {
+		if info, err := file.Stat(); err == nil {
+			s.reading = true
+			s.size = info.Size()
+			s.lag = max(0, s.size-f.emittedOff.Load())
+			s.unread = max(0, s.size-f.readOff.Load())
+			s.deletedHeld += deletedBytes(info)
+		}
+	}
+	f.pinMu.Lock()
+	pinned := slices.Clone(f.pinned)
+	f.pinMu.Unlock()
+	s.pinned = len(pinned)
+	for _, p := range pinned {
+		info, err := p.file.Stat()
+		if err != nil {
+			continue
+		}
+		rest := max(0, info.Size()-p.start)
+		s.lag += rest
+		s.unread += rest
+		s.deletedHeld += deletedBytes(info)
+	}
+	return s
+}
+
+// deletedBytes is the disk a deleted file keeps in use while we hold it open.
+func deletedBytes(info os.FileInfo) int64 {
+	if st, ok := info.Sys().(*syscall.Stat_t); ok && st.Nlink == 0 {
+		return st.Blocks * 512
+	}
+	return 0
+}
+
+// nlink is the number of names the file has; 1 when unknown.
+func nlink(info os.FileInfo) uint64 {
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Nlink)
+	}
+	return 1
+}
+
+// Health reports the followers that are stuck: unread data, and no progress for
+// the stall time across probes, while stdout was not blocked (then the output is
+// what holds them). Each probe compares with the last, so it is evaluated here,
+// at request time, not by the followers.
+func (m *Metrics) Health(now time.Time, outputBlocked bool) (stuck []string) {
+	if m == nil {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, f := range m.sortedFiles() {
+		s := f.state()
+		p := f.progress.Load()
+		if outputBlocked || s.unread == 0 || p != f.seenProgress {
+			f.seenProgress, f.stalledSince = p, time.Time{}
+			continue
+		}
+		if f.stalledSince.IsZero() {
+			f.stalledSince = now
+		}
+		if d := now.Sub(f.stalledSince); d >= m.stallAfter {
+			stuck = append(stuck, fmt.Sprintf("follower of %s (tag %s) stuck: %d bytes unread, no progress for %s",
+				f.path, f.tag, s.unread, d.Round(time.Second)))
+		}
+	}
+	return stuck
+}
+
+// sortedFiles returns the live files by tag and path; m.mu is held.
+func (m *Metrics) sortedFiles() []*FileMetrics {
+	files := make([]*FileMetrics, 0, len(m.files))
+	for f := range m.files {
+		files = append(files, f)
+	}
+	slices.SortFunc(files, func(a, b *FileMetrics) int {
+		return cmp.Or(cmp.Compare(a.tag, b.tag), cmp.Compare(a.path, b.path))
+	})
+	return files
+}
+
+// Write appends the followers' metric families to w.
+func (m *Metrics) Write(w *prom.Writer) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	tags := make([]string, 0, len(m.tags))
+	for t := range m.tags {
+		tags = append(tags, t)
+	}
+	slices.Sort(tags)
+	counters := make([]*tagCounters, len(tags))
+	for i, t := range tags {
+		counters[i] = m.tags[t]
+	}
+	states := map[string]*tagState{}
+	for _, f := range m.sortedFiles() {
+		s := f.state()
+		ts := states[f.tag]
+		if ts == nil {
+			ts = &tagState{}
+			states[f.tag] = ts
+		}
+		ts.followed++
+		ts.size += s.size
+		ts.lag += s.lag
+		ts.pinned += int64(s.pinned)
+		ts.deletedHeld += s.deletedHeld
+	}
+	m.mu.Unlock()
+
+	counter := func(name, help string, v func(*tagCounters) int64) {
+		w.Family(name, prom.Counter, help)
+		for i, t := range tags {
+			w.Int(v(counters[i]), "tag", t)
+		}
+	}
+	gauge := func(name, help string, v func(*tagState) int64) {
+		w.Family(name, prom.Gauge, help)
+		for _, t := range tags {
+			s := states[t]
+			if s == nil {
+				s = &tagState{}
+			}
+			w.Int(v(s), "tag", t)
+		}
+	}
+	counter("sidetail_emitted_lines_total", "Lines of the tag's files written to stdout (a line cut into pieces counts once).",
+		func(c *tagCounters) int64 { return c.emittedLines.Load() })
+	counter("sidetail_emitted_bytes_total", "Bytes of the tag's files written to stdout, before formatting.",
+		func(c *tagCounters) int64 { return c.emittedBytes.Load() })
+	counter("sidetail_read_bytes_total", "Bytes read from the tag's files.",
+		func(c *tagCounters) int64 { return c.readBytes.Load() })
+	gauge("sidetail_file_size_bytes", "Size of the files being read.",
+		func(s *tagState) int64 { return s.size })
+	gauge("sidetail_lag_bytes", "Bytes in the tag's files not written to stdout yet: size minus the emitted offset of the file being read, plus all of the pinned files after it.",
+		func(s *tagState) int64 { return s.lag })
+	gauge("sidetail_files_followed", "Files being followed.",
+		func(s *tagState) int64 { return s.followed })
+	w.Family("sidetail_rotations_total", prom.Counter, "Rotations seen, by kind.")
+	for i, t := range tags {
+		for k, name := range rotationNames {
+			w.Int(counters[i].rotations[k].Load(), "tag", t, "kind", name)
+		}
+	}
+	counter("sidetail_files_opened_total", "Files opened for reading (each file that took the path).",
+		func(c *tagCounters) int64 { return c.opened.Load() })
+	gauge("sidetail_files_pinned", "Files held open that took the path while an older one was still being read.",
+		func(s *tagState) int64 { return s.pinned })
+	gauge("sidetail_pinned_deleted_bytes", "Disk space held by deleted files we still hold open to read them.",
+		func(s *tagState) int64 { return s.deletedHeld })
+	counter("sidetail_abandoned_bytes_total", "Bytes given up without being written to stdout. sidetail never gives a file up: this stays 0.",
+		func(c *tagCounters) int64 { return c.abandoned.Load() })
+	counter("sidetail_long_lines_cut_total", "Lines longer than --max-line, cut into pieces.",
+		func(c *tagCounters) int64 { return c.longLinesCut.Load() })
+	counter("sidetail_records_total", "Multiline records written.",
+		func(c *tagCounters) int64 { return c.records.Load() })
+	counter("sidetail_records_cut_total", "Multiline records ended at --max-record.",
+		func(c *tagCounters) int64 { return c.recordsCut.Load() })
+	counter("sidetail_checkpoint_saves_total", "Checkpoints saved.",
+		func(c *tagCounters) int64 { return c.saves.Load() })
+	counter("sidetail_checkpoint_errors_total", "Checkpoints that could not be saved.",
+		func(c *tagCounters) int64 { return c.saveErrors.Load() })
+	w.Family("sidetail_checkpoint_last_save_timestamp_seconds", prom.Gauge, "When a checkpoint was last saved (Unix time; 0: never); its age is time() minus this.")
+	for i, t := range tags {
+		w.Sample(float64(counters[i].lastSave.Load())/1e9, "tag", t)
+	}
+	w.Family("sidetail_output_wait_seconds_total", prom.Counter, "Time spent writing to stdout, including waiting for other files' writes.")
+	for i, t := range tags {
+		w.Sample(float64(counters[i].outputWait.Load())/1e9, "tag", t)
+	}
+}
+
+// tagState sums what the files of one tag hold now.
+type tagState struct {
+	followed, size, lag, pinned, deletedHeld int64
+}
