@@ -398,7 +398,7 @@ func (c *TailCmd) Run(ctx context.Context, s streams) error {
 		}
 		cfg.Sockets = append(cfg.Sockets, sock)
 	}
-	// TODO(#11 wiring): cfg.Metrics = mon.followers() once tailer.Config has the field.
+	cfg.Metrics = mon.followers()
 	done := make(chan error, 1)
 	out := tailer.NewOutput(stdout)
 	if c.MaxRate > 0 {

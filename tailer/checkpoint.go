@@ -215,6 +215,7 @@ type checkpointer struct {
 	word    [8]byte
 	warned  bool // a failed save was reported
 	resumed bool // the checkpoint was looked at: only the first file opened resumes
+	m       *FileMetrics
 }
 
 func newCheckpointer(cps *Checkpoints, path string, log *slog.Logger) *checkpointer {
@@ -248,7 +249,9 @@ func (c *checkpointer) save(cur filePoint, pins *pinner) {
 	}
 	c.gen++
 	cp := checkpoint{Path: c.path, Files: append([]filePoint{cur}, pins.points()...), Gen: c.gen}
-	if err := c.cps.save(cp); err != nil {
+	err := c.cps.save(cp)
+	c.m.CheckpointSaved(err)
+	if err != nil {
 		c.warn(err)
 		return
 	}

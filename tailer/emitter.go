@@ -14,6 +14,8 @@ type emitter struct {
 	buf     []byte
 	emitted int64
 	cp      *checkpointer // told after every write; nil: checkpoints off
+	m       *FileMetrics
+	long    bool // the last segment was a piece of a line cut at --max-line
 
 	// rec joins lines into multiline records; nil when lines go out one by one.
 	rec      *recorder
@@ -64,6 +66,10 @@ func (e *emitter) lines(lr *LineReader) error {
 			}
 			continue
 		}
+		if partial && !e.long {
+			e.m.LongLineCut()
+		}
+		e.long = partial
 		var err error
 		if e.enc.plain && !partial {
 			err = e.out.write(seg)
@@ -74,6 +80,7 @@ func (e *emitter) lines(lr *LineReader) error {
 			return err
 		}
 		e.written(len(seg))
+		e.m.Emitted(seg)
 	}
 }
 
@@ -95,6 +102,7 @@ func (e *emitter) held(line []byte) error {
 		return err
 	}
 	e.written(len(line))
+	e.m.EmittedLast(line)
 	return nil
 }
 
@@ -110,6 +118,12 @@ func (e *emitter) flushRecord() error {
 		return err
 	}
 	e.written(len(rec))
+	if cut {
+		e.m.Emitted(rec) // its last line goes on in the next record
+	} else {
+		e.m.EmittedLast(rec)
+	}
+	e.m.Record(cut)
 	return nil
 }
 

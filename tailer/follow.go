@@ -41,6 +41,7 @@ type follower struct {
 	cp    *checkpointer // nil: checkpoints off
 	cuts  *cutter       // nil: no rotation
 	emit  *emitter
+	m     *FileMetrics // nil: no metrics
 
 	cur *openFile
 	pos position
@@ -56,6 +57,7 @@ type followOpts struct {
 // run follows the path until ctx is done (then drains) or, for a globbed path, until
 // the file is gone and drained. It returns only output errors.
 func (f *follower) run(ctx context.Context, w *watcher) error {
+	defer f.m.Close()
 	defer f.cp.start()() // deferred first so it runs last: the final checkpoint is on disk when run returns
 	f.wait.w, f.wait.sub = w, newSubscription(f.pins.pin)
 	f.wait.watch(f.path)
@@ -99,6 +101,7 @@ func (f *follower) open(ctx context.Context) bool {
 			chain := f.cp.resume(o, f.files, f.cuts.removed)
 			f.pins.begin(chain)
 			f.use(chain[0])
+			f.m.Ready()
 			return true
 		}
 		if errors.Is(err, fs.ErrNotExist) && f.opts.globbed {
@@ -110,6 +113,7 @@ func (f *follower) open(ctx context.Context) bool {
 		if ctx.Err() != nil {
 			return false
 		}
+		f.m.Ready() // waited for
 		if errors.Is(err, fs.ErrNotExist) {
 			f.wait.wait(ctx, nil, nil) // its folder's events say when it appears
 			continue
@@ -150,6 +154,8 @@ func (f *follower) use(o *openFile) {
 	f.wait.watch(f.path) // a link may point into another folder now
 	f.pos.at(o.File, o.start)
 	f.emit.emitted = o.start
+	f.m.Opened()
+	f.m.Reading(o.File, f.pos.off, f.emit.emitted)
 	f.save()
 }
 
@@ -179,6 +185,7 @@ func (f *follower) follow(ctx context.Context) (change, error) {
 			// by now: wait returns at once for them.
 			f.wait.wait(ctx, f.emit.recordExpiry(), f.cuts.C())
 		case truncated:
+			f.m.Rotation(RotationTruncate)
 			f.cfg.Log.Info("file truncated, reading from its start", "path", f.path)
 			if err := f.restart(); err != nil {
 				return c, err
@@ -187,6 +194,7 @@ func (f *follower) follow(ctx context.Context) (change, error) {
 			if err := f.drain(ctx, f.pins.replaced(f.cur)); err != nil {
 				return c, err
 			}
+			f.m.Replaced(f.cur.File)
 			if f.pins.count() > 0 {
 				f.cfg.Log.Info("file rotated, following the new file", "path", f.path)
 			}
@@ -212,6 +220,7 @@ func (f *follower) cut() {
 	}
 	f.cur.removed += removed
 	f.emit.emitted -= removed
+	f.m.Reading(f.cur.File, f.pos.off, f.emit.emitted)
 	if _, err := f.cur.Seek(f.pos.off, io.SeekStart); err != nil {
 		f.cfg.Log.Error("cannot seek after rotation", "path", f.path, "err", err)
 	}
@@ -250,6 +259,7 @@ func (f *follower) restart() error {
 	}
 	f.pos.at(f.cur.File, 0)
 	f.emit.emitted = 0
+	f.m.Reading(f.cur.File, 0, 0)
 	f.cur.head = readHead(f.cur.File)
 	f.save()
 	return nil
@@ -316,6 +326,7 @@ func (f *follower) readToEOF() (int64, error) {
 		n, err := f.lr.Fill(f.cur)
 		if n > 0 {
 			total += int64(n)
+			f.m.Read(n)
 			f.cur.grow(f.pos.off, f.lr.Recent(n))
 			f.pos.advance(f.lr.Recent(n))
 			if err := f.emit.lines(f.lr); err != nil {

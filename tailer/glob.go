@@ -25,7 +25,7 @@ type globber struct {
 }
 
 // scan runs the glob's followers until ctx is done or one of them fails writing.
-func (t *tailer) scan(ctx context.Context, src Source) error {
+func (t *tailer) scan(ctx context.Context, src Source, scanned func()) error {
 	g := &globber{t: t, src: src, followed: map[string]bool{}, ended: make(chan string), errc: make(chan error, 1)}
 	// Wakeups from the glob's directory, when it has no metacharacters, make new
 	// files show up at once (the watcher polls it where it has no events); a glob
@@ -48,6 +48,7 @@ func (t *tailer) scan(ctx context.Context, src Source) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	g.start(ctx, t.cfg.FromTail)
+	scanned() // readiness: the glob was matched once
 	for {
 		select {
 		case <-ctx.Done():

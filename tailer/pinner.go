@@ -23,6 +23,7 @@ type pinner struct {
 	path  string
 	files *registry
 	log   *slog.Logger
+	m     *FileMetrics
 	// maxHeld bounds the disk that pinned files already deleted keep in use (an
 	// emptyDir's sizeLimit counts them); 0: no bound, nothing is given up.
 	maxHeld int64
@@ -44,6 +45,9 @@ func (p *pinner) begin(chain []*openFile) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.pending = append(p.pending, chain[1:]...)
+	for _, o := range chain[1:] {
+		p.m.Pin(o.File, o.start)
+	}
 	p.newest = chain[len(chain)-1]
 }
 
@@ -97,7 +101,9 @@ func (p *pinner) pin() {
 	}
 	for _, m := range missed {
 		m.replaced = now
+		p.m.Pin(m.File, m.start)
 	}
+	p.m.Pin(o.File, o.start)
 	p.pending = append(append(p.pending, missed...), o)
 	p.newest = o
 	p.bound()
@@ -132,6 +138,8 @@ func (p *pinner) bound() {
 		}
 		p.gaveUp++
 		p.gaveUpBytes += unread
+		p.m.Abandoned(unread)
+		p.m.Unpin(o.File)
 		p.log.Error("giving up a deleted file the reader did not get to: its unread bytes are lost",
 			"path", p.path, "file", o.Name(), "unread_bytes", unread, "held_bytes", held, "max_pinned_bytes", p.maxHeld,
 			"given_up_files", p.gaveUp, "given_up_bytes", p.gaveUpBytes)
@@ -169,6 +177,7 @@ func (p *pinner) next() *openFile {
 	}
 	next := p.pending[0]
 	p.pending = p.pending[1:]
+	p.m.Unpin(next.File)
 	return next
 }
 

@@ -43,6 +43,8 @@ type Config struct {
 	MaxPinnedBytes int64
 	// Sockets are served beside the files (see socket.go); Run closes them.
 	Sockets []*Socket
+	// Metrics, when set, counts what the followers do and answers the probes.
+	Metrics *Metrics
 	// Removed, when set, returns how many bytes Cut has ever removed from the front
 	// of the file read at path (0 for a file never cut), after finishing a cut a
 	// crash interrupted: a checkpoint that saved it resumes that much lower.
@@ -168,15 +170,18 @@ func Run(ctx context.Context, cfg Config, sources []Source, out *Output) error {
 	}
 	for _, src := range sources {
 		if src.IsGlob() {
-			wg.Go(func() { fail(t.scan(ctx, src)) })
+			scanned := cfg.Metrics.Expect()
+			wg.Go(func() { fail(t.scan(ctx, src, scanned)) })
 			continue
 		}
 		tag := src.Tag
 		if tag == "" {
 			tag = DefaultTag(src.Path)
 		}
-		wg.Go(func() { fail(t.follower(src.Path, tag, followOpts{fromTail: cfg.FromTail}).run(ctx, w)) })
+		f := t.follower(src.Path, tag, followOpts{fromTail: cfg.FromTail})
+		wg.Go(func() { fail(f.run(ctx, w)) })
 	}
+	cfg.Metrics.Started()
 	wg.Wait()
 	return failed
 }
@@ -201,14 +206,19 @@ type tailer struct {
 
 // follower returns the follower of one path.
 func (t *tailer) follower(path, tag string, opts followOpts) *follower {
+	m := t.cfg.Metrics.File(tag, path)
 	cp := newCheckpointer(t.cfg.Checkpoints, path, t.cfg.Log)
+	if cp != nil {
+		cp.m = m
+	}
 	emit := newEmitter(t.cfg, t.out, cp, tag, path)
+	emit.m = m
 	lr := NewLineReader(emit.maxLine(t.cfg.MaxLine))
 	lr.pool = t.bufs
 	return &follower{
-		path: path, cfg: t.cfg, files: t.files, opts: opts, cp: cp, emit: emit, lr: lr,
+		path: path, cfg: t.cfg, files: t.files, opts: opts, cp: cp, emit: emit, lr: lr, m: m,
 		wait: waker{idle: t.idle, lr: lr},
-		pins: &pinner{path: path, files: t.files, log: t.cfg.Log, maxHeld: t.cfg.MaxPinnedBytes},
+		pins: &pinner{path: path, files: t.files, log: t.cfg.Log, maxHeld: t.cfg.MaxPinnedBytes, m: m},
 		cuts: newCutter(t.cfg, path, opts.globbed),
 	}
 }
