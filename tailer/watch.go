@@ -264,26 +264,23 @@ func (w *watcher) notify(dir string, names bool) {
 }
 
 // notifyPolled wakes the subscribers of the polled directories.
-func (w *watcher) notifyPolled() {
+func (w *watcher) notifyPolled() { wakeAll(w.subscribers(func(at string) bool { return at == "" }), true) }
+
+// notifyAll wakes every subscriber: the safety poll, or events were lost.
+func (w *watcher) notifyAll() { wakeAll(w.subscribers(func(string) bool { return true }), true) }
+
+// subscribers returns the subscriptions of the directories whose watch (see at)
+// passes keep.
+func (w *watcher) subscribers(keep func(at string) bool) []*subscription {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	var subs []*subscription
 	for dir, at := range w.at {
-		if at == "" {
+		if keep(at) {
 			subs = append(subs, w.subs[dir]...)
 		}
 	}
-	w.mu.Unlock()
-	wakeAll(subs, true)
-}
-
-func (w *watcher) notifyAll() {
-	w.mu.Lock()
-	var subs []*subscription
-	for _, s := range w.subs {
-		subs = append(subs, s...)
-	}
-	w.mu.Unlock()
-	wakeAll(subs, true)
+	return subs
 }
 
 // wakeAll pins (when names may have changed) and wakes subs, outside the lock: a
