@@ -264,7 +264,9 @@ func (w *watcher) notify(dir string, names bool) {
 }
 
 // notifyPolled wakes the subscribers of the polled directories.
-func (w *watcher) notifyPolled() { wakeAll(w.subscribers(func(at string) bool { return at == "" }), true) }
+func (w *watcher) notifyPolled() {
+	wakeAll(w.subscribers(func(at string) bool { return at == "" }), true)
+}
 
 // notifyAll wakes every subscriber: the safety poll, or events were lost.
 func (w *watcher) notifyAll() { wakeAll(w.subscribers(func(string) bool { return true }), true) }
