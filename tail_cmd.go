@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -339,18 +340,8 @@ func (c *TailCmd) Run(ctx context.Context, s streams) error {
 		}()
 	}
 	log := newLogger(s.stderr, c.Quiet)
-	var cps *tailer.Checkpoints
-	if c.StateDir != "" {
-		cps, err = tailer.OpenCheckpoints(c.StateDir)
-		switch {
-		case errors.Is(err, tailer.ErrCheckpointsReadOnly):
-			log.Warn("checkpoints read-only: a restart resumes from them but repeats what follows", "err", err)
-		case err != nil:
-			log.Warn("checkpoints off: a restart will repeat lines", "err", err)
-		}
-	}
 	cfg := tailer.Config{
-		Checkpoints:    cps,
+		Checkpoints:    c.openCheckpoints(log),
 		Format:         tailer.Format{JSON: c.Format == "json", Prefix: c.prefix},
 		MaxLine:        int(c.MaxLine),
 		Settle:         c.Settle,
@@ -360,50 +351,85 @@ func (c *TailCmd) Run(ctx context.Context, s streams) error {
 		Log:            log,
 		Multiline:      c.multiline,
 		MaxPinnedBytes: int64(c.MaxPinnedBytes),
+		Metrics:        mon.followers(),
 	}
-	if c.rotate != nil {
-		c.rotate.Log = log
-		files := map[string]*rotate.File{}
-		cuts := mon.rotated()
-		for _, src := range c.sources {
-			files[src.Path] = rotate.NewFile(src.Path, *c.rotate)
-			cuts.track(src.Path)
-		}
-		// Each follower calls these for its own path only, from its own goroutine.
-		cfg.Cut = func(path string, reading fs.FileInfo, emitted int64) (int64, error) {
-			// The cut blanks what the file keeps of a line it falls in: keep that
-			// clear of the bytes the follower compares before its offset, or it
-			// would take the file for truncated.
-			r, err := files[path].Cut(emitted, reading)
-			cuts.cut(path, c.rotate.Method, r, err)
-			return r.Removed, err
-		}
-		cfg.Removed = func(path string, reading fs.FileInfo) (int64, error) {
-			if files[path] == nil {
-				return 0, nil // a path not rotated (a glob's): never cut
-			}
-			return files[path].Removed(reading)
-		}
-		cfg.CutInterval = c.Rotate.CheckInterval
+	c.wireRotation(&cfg, mon.rotated())
+	if cfg.Sockets, err = c.listenSockets(log); err != nil {
+		return err
 	}
+	out := tailer.NewOutput(stdout)
+	if c.MaxRate > 0 {
+		out.Pace(int(c.MaxRate))
+	}
+	return c.follow(ctx, cfg, out)
+}
+
+// openCheckpoints opens the state dir; checkpoints are off (nil) when it cannot be
+// made, and read but not saved when it cannot be written.
+func (c *TailCmd) openCheckpoints(log *slog.Logger) *tailer.Checkpoints {
+	if c.StateDir == "" {
+		return nil
+	}
+	cps, err := tailer.OpenCheckpoints(c.StateDir)
+	switch {
+	case errors.Is(err, tailer.ErrCheckpointsReadOnly):
+		log.Warn("checkpoints read-only: a restart resumes from them but repeats what follows", "err", err)
+	case err != nil:
+		log.Warn("checkpoints off: a restart will repeat lines", "err", err)
+	}
+	return cps
+}
+
+// wireRotation lets each follower cut what it wrote out of its file, through a
+// rotate.File per path: tailer and rotate do not know each other.
+func (c *TailCmd) wireRotation(cfg *tailer.Config, cuts *rotateMetrics) {
+	if c.rotate == nil {
+		return
+	}
+	c.rotate.Log = cfg.Log
+	files := map[string]*rotate.File{}
+	for _, src := range c.sources {
+		files[src.Path] = rotate.NewFile(src.Path, *c.rotate)
+		cuts.track(src.Path)
+	}
+	// Each follower calls these for its own path only, from its own goroutine.
+	cfg.Cut = func(path string, reading fs.FileInfo, emitted int64) (int64, error) {
+		r, err := files[path].Cut(emitted, reading)
+		cuts.cut(path, c.rotate.Method, r, err)
+		return r.Removed, err
+	}
+	cfg.Removed = func(path string, reading fs.FileInfo) (int64, error) {
+		if files[path] == nil {
+			return 0, nil // a path not rotated (a glob's): never cut
+		}
+		return files[path].Removed(reading)
+	}
+	cfg.CutInterval = c.Rotate.CheckInterval
+}
+
+// listenSockets makes the socket sources; one that cannot be made is a usage
+// error, and the others are closed.
+func (c *TailCmd) listenSockets(log *slog.Logger) ([]*tailer.Socket, error) {
+	var socks []*tailer.Socket
 	for _, spec := range c.sockets {
 		sock, err := tailer.Listen(spec, tailer.SocketOptions{
 			Syslog: c.SocketFormat == "syslog", Mode: c.sockMode, Buffer: int(c.SocketBuffer),
 		}, log)
 		if err != nil {
-			for _, s := range cfg.Sockets {
+			for _, s := range socks {
 				s.Close()
 			}
-			return usageError{err}
+			return nil, usageError{err}
 		}
-		cfg.Sockets = append(cfg.Sockets, sock)
+		socks = append(socks, sock)
 	}
-	cfg.Metrics = mon.followers()
+	return socks, nil
+}
+
+// follow runs the followers until SIGTERM/SIGINT, then gives them the drain
+// timeout to write every file up to its EOF.
+func (c *TailCmd) follow(ctx context.Context, cfg tailer.Config, out *tailer.Output) error {
 	done := make(chan error, 1)
-	out := tailer.NewOutput(stdout)
-	if c.MaxRate > 0 {
-		out.Pace(int(c.MaxRate))
-	}
 	go func() { done <- tailer.Run(ctx, cfg, c.sources, out) }()
 	select {
 	case err := <-done:

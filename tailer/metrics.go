@@ -301,8 +301,8 @@ func (f *FileMetrics) Unpin(file *os.File) {
 	f.pinned = slices.DeleteFunc(f.pinned, func(p pinnedFile) bool { return p.file == file })
 }
 
-// Abandoned counts bytes given up unread. Nothing gives bytes up today; any
-// policy that does must count them here.
+// Abandoned counts bytes given up unread: a pinned file given up past
+// --max-pinned-bytes. Any other policy that gives bytes up must count them here.
 func (f *FileMetrics) Abandoned(n int64) {
 	if f != nil {
 		f.c.abandoned.Add(n)
@@ -440,22 +440,20 @@ func (m *Metrics) sortedFiles() []*FileMetrics {
 	return files
 }
 
-// Write appends the followers' metric families to w.
-func (m *Metrics) Write(w *prom.Writer) {
-	if m == nil {
-		return
-	}
+// snapshot returns the tags in order, their counters, and the state of their files
+// measured now (sizes, lag, pinned and deleted-but-held bytes).
+func (m *Metrics) snapshot() (tags []string, counters []*tagCounters, states map[string]*tagState) {
 	m.mu.Lock()
-	tags := make([]string, 0, len(m.tags))
+	defer m.mu.Unlock()
 	for t := range m.tags {
 		tags = append(tags, t)
 	}
 	slices.Sort(tags)
-	counters := make([]*tagCounters, len(tags))
+	counters = make([]*tagCounters, len(tags))
 	for i, t := range tags {
 		counters[i] = m.tags[t]
 	}
-	states := map[string]*tagState{}
+	states = map[string]*tagState{}
 	for _, f := range m.sortedFiles() {
 		s := f.state()
 		ts := states[f.tag]
@@ -469,8 +467,15 @@ func (m *Metrics) Write(w *prom.Writer) {
 		ts.pinned += int64(s.pinned)
 		ts.deletedHeld += s.deletedHeld
 	}
-	m.mu.Unlock()
+	return tags, counters, states
+}
 
+// Write appends the followers' metric families to w.
+func (m *Metrics) Write(w *prom.Writer) {
+	if m == nil {
+		return
+	}
+	tags, counters, states := m.snapshot()
 	counter := func(name, help string, v func(*tagCounters) int64) {
 		w.Family(name, prom.Counter, help)
 		for i, t := range tags {
@@ -511,7 +516,7 @@ func (m *Metrics) Write(w *prom.Writer) {
 		func(s *tagState) int64 { return s.pinned })
 	gauge("sidetail_pinned_deleted_bytes", "Disk space held by deleted files we still hold open to read them.",
 		func(s *tagState) int64 { return s.deletedHeld })
-	counter("sidetail_abandoned_bytes_total", "Bytes given up without being written to stdout. sidetail never gives a file up: this stays 0.",
+	counter("sidetail_abandoned_bytes_total", "Bytes given up without being written to stdout: only past --max-pinned-bytes (off by default), so 0 unless that is set.",
 		func(c *tagCounters) int64 { return c.abandoned.Load() })
 	counter("sidetail_long_lines_cut_total", "Lines longer than --max-line, cut into pieces.",
 		func(c *tagCounters) int64 { return c.longLinesCut.Load() })
