@@ -56,7 +56,6 @@ type proc struct {
 	cmd    *exec.Cmd
 	mu     sync.Mutex
 	lines  []string
-	times  []time.Time // when each line was read
 	stderr syncbuf.Buffer
 	eof    chan struct{}
 }
@@ -89,7 +88,6 @@ func startWith(t *testing.T, setup func(*exec.Cmd), args ...string) *proc {
 			if line != "" {
 				p.mu.Lock()
 				p.lines = append(p.lines, line)
-				p.times = append(p.times, time.Now())
 				p.mu.Unlock()
 			}
 			if err != nil {
@@ -117,17 +115,6 @@ func (p *proc) seen(s string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return slices.ContainsFunc(p.lines, func(l string) bool { return strings.Contains(l, s) })
-}
-
-// linesSince counts the lines read at or after t.
-func (p *proc) linesSince(t time.Time) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := 0
-	for i := len(p.times) - 1; i >= 0 && !p.times[i].Before(t); i-- {
-		n++
-	}
-	return n
 }
 
 func (p *proc) output() []string {

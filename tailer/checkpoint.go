@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/sidetail/sidetail/internal/durable"
 	"github.com/sidetail/sidetail/internal/fileid"
 )
 
@@ -39,10 +40,8 @@ var ErrCheckpointsReadOnly = errors.New("state dir not writable: resuming from i
 // written.
 func OpenCheckpoints(dir string) (*Checkpoints, error) {
 	mkErr := os.MkdirAll(dir, 0o755)
-	probe, err := os.CreateTemp(dir, ".probe-*")
+	err := durable.CanWrite(dir)
 	if err == nil {
-		probe.Close()
-		os.Remove(probe.Name())
 		return &Checkpoints{dir: dir}, nil
 	}
 	if info, serr := os.Stat(dir); serr == nil && info.IsDir() {
@@ -149,15 +148,8 @@ func (c *Checkpoints) save(cp checkpoint) error {
 	if err != nil {
 		return err
 	}
-	final := c.file(cp.Path)
-	tmp := final + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return fmt.Errorf("write checkpoint: %w", err)
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		return fmt.Errorf("write checkpoint: %w", err)
-	}
-	return nil
+	// A lost checkpoint only repeats lines: it must outlive our crash, not the node's.
+	return durable.WriteFile(c.file(cp.Path), data, 0o644, durable.Crash)
 }
 
 func (c *Checkpoints) remove(path string) {

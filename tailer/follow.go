@@ -58,7 +58,7 @@ type followOpts struct {
 // the file is gone and drained. It returns only output errors.
 func (f *follower) run(ctx context.Context, w *watcher) error {
 	defer f.m.Close()
-	defer f.cp.start()() // deferred first so it runs last: the final checkpoint is on disk when run returns
+	defer f.cp.start()() // the offset word is written until the end: its file closes last
 	f.wait.w, f.wait.sub = w, newSubscription(f.pins.pin)
 	f.wait.watch(f.path)
 	defer f.wait.stop()
@@ -140,17 +140,22 @@ func (f *follower) reportOpen(err, before error) {
 
 // use makes o the file being read, from its start offset.
 func (f *follower) use(o *openFile) {
+	if f.cuts != nil {
+		// Finishing a cut a crash interrupted changes the file's front: before any
+		// offset is taken from it. A start past the new end (--from=tail taken
+		// before) is the end.
+		o.removed = f.cuts.removed(o.info)
+		o.head = readHead(o.File)
+		if info, err := o.Stat(); err == nil {
+			o.info, o.start = info, min(o.start, info.Size())
+		}
+	}
 	// A hole punched by rotation (tmpfs) reads as NULs: start after it.
 	o.start = fileid.DataStart(o.File, o.start)
 	if _, err := o.Seek(o.start, io.SeekStart); err != nil {
 		o.start = 0 // cannot happen on a regular file; reading it all loses nothing
 	}
 	f.cur = o
-	if f.cuts != nil {
-		// Finishing a cut a crash interrupted changes the file's front.
-		o.removed = f.cuts.removed(o.info)
-		o.head = readHead(o.File)
-	}
 	f.wait.watch(f.path) // a link may point into another folder now
 	f.pos.at(o.File, o.start)
 	f.emit.emitted = o.start

@@ -44,7 +44,7 @@ func (lr *LineReader) Fill(src io.Reader) (int, error) {
 		}
 	}
 	if lr.buf == nil && lr.pool != nil {
-		lr.buf = lr.pool.Get().([]byte)
+		lr.buf = lr.pool.Get().(*[readSize]byte)[:]
 	}
 	if lr.buf == nil {
 		lr.buf = make([]byte, readSize)
@@ -151,6 +151,6 @@ func (lr *LineReader) Release() {
 	if lr.pool == nil || lr.buf == nil || lr.r != lr.w || len(lr.buf) != readSize {
 		return
 	}
-	lr.pool.Put(lr.buf)
+	lr.pool.Put((*[readSize]byte)(lr.buf)) // a pointer: a slice would be boxed, an allocation per wait
 	lr.buf, lr.r, lr.w, lr.clean = nil, 0, 0, 0
 }
