@@ -10,7 +10,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-	"unicode/utf8"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -173,52 +172,46 @@ func TestOutputPace(t *testing.T) {
 	}
 }
 
-// appendJSONStringByByte is appendJSONString before its word-at-a-time scan: the
-// reference the fast path must match byte for byte.
-func appendJSONStringByByte(dst, s []byte) []byte {
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRune(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
+// stdEscapes are the escapes encoding/json writes that appendJSONString spells
+// otherwise: \b and \f in the long form, and U+2028 and U+2029 as they are (JSON
+// allows them raw; encoding/json escapes them only for JavaScript's sake).
+var stdEscapes = map[string]string{`\b`: `\u0008`, `\f`: `\u000c`, `\u2028`: "\u2028", `\u2029`: "\u2029"}
+
+// appendJSONStringStd is the reference appendJSONString must match byte for byte:
+// encoding/json's escaping, without its HTML escapes, with stdEscapes swapped in.
+func appendJSONStringStd(dst, s []byte) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(string(s)); err != nil {
+		panic(err) // a string always encodes
 	}
-	return append(dst, s[start:]...)
+	inner := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	inner = inner[1 : len(inner)-1]
+	for {
+		i := bytes.IndexByte(inner, '\\')
+		if i < 0 {
+			return append(dst, inner...)
+		}
+		dst = append(dst, inner[:i]...)
+		esc := inner[i : i+2]
+		if esc[1] == 'u' {
+			esc = inner[i : i+6]
+		}
+		if ours, ok := stdEscapes[string(esc)]; ok {
+			dst = append(dst, ours...)
+		} else {
+			dst = append(dst, esc...)
+		}
+		inner = inner[i+len(esc):]
+	}
 }
 
 // jsonWordCases are long ASCII runs with one byte that needs care at every offset
 // within a word, and at the words' edges: the cases the word-at-a-time scan skips.
 func jsonWordCases() [][]byte {
 	var cases [][]byte
-	for _, special := range []string{"\"", "\\", "\n", "\x00", "\x1f", "\x7f", " ", "\x80", "\xff", "é", "€", "\U0001F600", "\xe2\x82"} {
+	for _, special := range []string{"\"", "\\", "\n", "\t", "\b", "\f", "\u2028", "\x00", "\x1f", "\x7f", " ", "\x80", "\xff", "é", "€", "\U0001F600", "\xe2\x82"} {
 		for n := 0; n < 24; n++ {
 			for at := 0; at <= n; at++ {
 				s := strings.Repeat("a", at) + special + strings.Repeat("b", n-at)
@@ -232,7 +225,7 @@ func jsonWordCases() [][]byte {
 func TestJSONStringWords(t *testing.T) {
 	for _, in := range jsonWordCases() {
 		got := appendJSONString([]byte("x"), in)
-		want := appendJSONStringByByte([]byte("x"), in)
+		want := appendJSONStringStd([]byte("x"), in)
 		if !bytes.Equal(got, want) {
 			t.Fatalf("appendJSONString(%q) = %q, want %q", in, got, want)
 		}
@@ -243,15 +236,15 @@ func TestJSONStringWords(t *testing.T) {
 	}
 }
 
-// FuzzJSONString checks the escaping alone against the byte-at-a-time reference and
-// encoding/json, so long runs reach the word-at-a-time scan.
+// FuzzJSONString checks the escaping alone, so long runs reach the word-at-a-time
+// scan: byte for byte against the encoding/json reference, and by decoding it.
 func FuzzJSONString(f *testing.F) {
 	for _, in := range jsonWordCases() {
 		f.Add(in)
 	}
 	f.Fuzz(func(t *testing.T, s []byte) {
 		got := appendJSONString(nil, s)
-		if want := appendJSONStringByByte(nil, s); !bytes.Equal(got, want) {
+		if want := appendJSONStringStd(nil, s); !bytes.Equal(got, want) {
 			t.Fatalf("appendJSONString(%q) = %q, want %q", s, got, want)
 		}
 		var back string
@@ -271,7 +264,7 @@ func BenchmarkJSONString(b *testing.B) {
 		for _, impl := range []struct {
 			name   string
 			escape func(dst, s []byte) []byte
-		}{{"words", appendJSONString}, {"bytes", appendJSONStringByByte}} {
+		}{{"words", appendJSONString}, {"std", appendJSONStringStd}} {
 			b.Run(tc.name+"/"+impl.name, func(b *testing.B) {
 				s := []byte(tc.line)
 				var out []byte
