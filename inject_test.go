@@ -160,48 +160,54 @@ func strictPodSpecs(t *testing.T, stream []byte) []*corev1.PodSpec {
 			}
 			continue
 		}
-		var spec *corev1.PodSpec
-		var obj any
-		switch head.Kind {
-		case "Pod":
-			o := &corev1.Pod{}
-			obj, spec = o, &o.Spec
-		case "ReplicationController":
-			o := &corev1.ReplicationController{Spec: corev1.ReplicationControllerSpec{Template: &corev1.PodTemplateSpec{}}}
-			obj, spec = o, &o.Spec.Template.Spec
-		case "Deployment":
-			o := &appsv1.Deployment{}
-			obj, spec = o, &o.Spec.Template.Spec
-		case "StatefulSet":
-			o := &appsv1.StatefulSet{}
-			obj, spec = o, &o.Spec.Template.Spec
-		case "DaemonSet":
-			o := &appsv1.DaemonSet{}
-			obj, spec = o, &o.Spec.Template.Spec
-		case "ReplicaSet":
-			o := &appsv1.ReplicaSet{}
-			obj, spec = o, &o.Spec.Template.Spec
-		case "Job":
-			o := &batchv1.Job{}
-			obj, spec = o, &o.Spec.Template.Spec
-		case "CronJob":
-			o := &batchv1.CronJob{}
-			obj, spec = o, &o.Spec.JobTemplate.Spec.Template.Spec
-		case "Service":
-			obj = &corev1.Service{}
-		case "ConfigMap":
-			obj = &corev1.ConfigMap{}
-		default:
+		// A fresh object of each kind the examples hold, to decode the document into.
+		obj, ok := map[string]any{
+			"Pod": &corev1.Pod{}, "ReplicationController": &corev1.ReplicationController{},
+			"Service": &corev1.Service{}, "ConfigMap": &corev1.ConfigMap{},
+			"Deployment": &appsv1.Deployment{}, "StatefulSet": &appsv1.StatefulSet{},
+			"DaemonSet": &appsv1.DaemonSet{}, "ReplicaSet": &appsv1.ReplicaSet{},
+			"Job": &batchv1.Job{}, "CronJob": &batchv1.CronJob{},
+		}[head.Kind]
+		if !ok {
 			t.Fatalf("kind %q: add it to strictPodSpecs", head.Kind)
 		}
 		if err := yaml.UnmarshalStrict([]byte(doc), obj); err != nil {
 			t.Fatalf("not a valid %s: %v\n%s", head.Kind, err, doc)
 		}
-		if spec != nil {
+		if spec := podSpecIn(t, head.Kind, doc); spec != nil {
 			specs = append(specs, spec)
 		}
 	}
 	return specs
+}
+
+// podSpecIn returns the pod spec of a document already checked strictly: a Pod's
+// own, a workload's pod template's (a CronJob's inside its job template), or nil
+// for a kind that runs no pods.
+func podSpecIn(t *testing.T, kind, doc string) *corev1.PodSpec {
+	t.Helper()
+	var holder struct {
+		Spec struct {
+			corev1.PodSpec
+			Template    corev1.PodTemplateSpec
+			JobTemplate struct {
+				Spec struct{ Template corev1.PodTemplateSpec }
+			}
+		}
+	}
+	if err := yaml.Unmarshal([]byte(doc), &holder); err != nil {
+		t.Fatalf("not a valid %s: %v\n%s", kind, err, doc)
+	}
+	switch spec := &holder.Spec; kind {
+	case "Service", "ConfigMap":
+		return nil
+	case "Pod":
+		return &spec.PodSpec
+	case "CronJob":
+		return &spec.JobTemplate.Spec.Template.Spec
+	default:
+		return &spec.Template.Spec
+	}
 }
 
 // TestInjectCommand runs the built binary's inject command: flags to the
