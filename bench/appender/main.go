@@ -11,27 +11,42 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/sidetail/sidetail/bench/internal/command"
 )
 
-func main() {
-	file := flag.String("file", "", "file to append to (created if missing)")
-	rate := flag.Float64("rate", 20, "MB (10^6 bytes) per second")
-	seconds := flag.Float64("seconds", 20, "how long to write")
-	size := flag.Int("write", 64<<10, "bytes per write")
-	flag.Parse()
-	if *file == "" || *rate <= 0 || *size <= 0 {
-		fmt.Fprintln(os.Stderr, "usage: appender -file F [-rate MB/s] [-seconds S] [-write BYTES]")
-		os.Exit(2)
-	}
-	lines, err := run(*file, *rate*1e6, time.Duration(*seconds*float64(time.Second)), *size)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "appender:", err)
-		os.Exit(1)
-	}
-	fmt.Println(lines)
+func main() { command.Main("appender", &appender{}) }
+
+// appender is one run's settings, from the flags.
+type appender struct {
+	file    string
+	rate    float64 // MB per second
+	seconds float64
+	size    int // bytes per write
 }
 
-func run(file string, rate float64, d time.Duration, size int) (int, error) {
+func (a *appender) Flags(fs *flag.FlagSet) {
+	fs.StringVar(&a.file, "file", "", "file to append to (created if missing)")
+	fs.Float64Var(&a.rate, "rate", 20, "MB (10^6 bytes) per second")
+	fs.Float64Var(&a.seconds, "seconds", 20, "how long to write")
+	fs.IntVar(&a.size, "write", 64<<10, "bytes per write")
+}
+
+func (a *appender) Run([]string) error {
+	if a.file == "" || a.rate <= 0 || a.size <= 0 {
+		return command.UsageError("usage: appender -file F [-rate MB/s] [-seconds S] [-write BYTES]")
+	}
+	lines, err := appendLines(a.file, a.rate*1e6, time.Duration(a.seconds*float64(time.Second)), a.size)
+	if err != nil {
+		return err
+	}
+	fmt.Println(lines)
+	return nil
+}
+
+// appendLines appends lines to file at rate bytes per second for d, in writes of
+// size bytes, and returns how many lines it wrote.
+func appendLines(file string, rate float64, d time.Duration, size int) (int, error) {
 	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return 0, err

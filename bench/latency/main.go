@@ -10,30 +10,37 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/sidetail/sidetail/bench/internal/command"
 )
 
-func main() {
-	file := flag.String("file", "", "file to append to (created empty)")
-	rate := flag.Int("rate", 200, "lines per second")
-	n := flag.Int("n", 2000, "lines to measure")
-	flag.Parse()
-	if *file == "" || flag.NArg() == 0 {
-		fmt.Fprintln(os.Stderr, "usage: latency -file F [-rate R] [-n N] -- command args...")
-		os.Exit(2)
-	}
-	if err := measure(*file, *rate, *n, flag.Args()); err != nil {
-		fmt.Fprintln(os.Stderr, "latency:", err)
-		os.Exit(1)
-	}
+func main() { command.Main("latency", &latency{}) }
+
+// latency is one run's settings, from the flags.
+type latency struct {
+	file string
+	rate int // lines per second
+	n    int // lines measured
 }
 
-func measure(file string, rate, n int, args []string) error {
-	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o644)
+func (l *latency) Flags(fs *flag.FlagSet) {
+	fs.StringVar(&l.file, "file", "", "file to append to (created empty)")
+	fs.IntVar(&l.rate, "rate", 200, "lines per second")
+	fs.IntVar(&l.n, "n", 2000, "lines to measure")
+}
+
+// Run measures the follower args runs, and prints the percentiles.
+func (l *latency) Run(args []string) error {
+	if l.file == "" || len(args) == 0 {
+		return command.UsageError("usage: latency -file F [-rate R] [-n N] -- command args...")
+	}
+	f, err := os.OpenFile(l.file, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
@@ -47,30 +54,49 @@ func measure(file string, rate, n int, args []string) error {
 		return err
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	lat := make(chan time.Duration, l.n+1)
+	go delays(out, lat)
+	if err := warmUp(f, lat, args[0]); err != nil {
+		return err
+	}
+	got, err := l.measure(f, lat, args[0])
+	if err != nil {
+		return err
+	}
+	slices.Sort(got)
+	n := len(got)
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.3f", float64(d.Microseconds())/1000) }
+	fmt.Printf("p50_ms=%s p99_ms=%s max_ms=%s\n", ms(got[n/2]), ms(got[n*99/100]), ms(got[n-1]))
+	return nil
+}
 
-	lat := make(chan time.Duration, n+1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			line := sc.Bytes()
-			i := bytes.Index(line, []byte("LAT "))
-			if i < 0 {
-				continue
-			}
-			ns, err := strconv.ParseInt(string(line[i+4:]), 10, 64)
-			if err == nil {
-				lat <- time.Since(time.Unix(0, ns))
-			}
+// delays reads the follower's output and sends, for each timestamped line, how
+// long ago it was written; it closes lat when the output ends.
+func delays(out io.Reader, lat chan<- time.Duration) {
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		line := sc.Bytes()
+		i := bytes.Index(line, []byte("LAT "))
+		if i < 0 {
+			continue
 		}
-		close(lat)
-	}()
-	// Warm up: wait until the follower relays a line, so start-up is not measured.
+		ns, err := strconv.ParseInt(string(line[i+4:]), 10, 64)
+		if err == nil {
+			lat <- time.Since(time.Unix(0, ns))
+		}
+	}
+	close(lat)
+}
+
+// warmUp writes a line every 200 ms until the follower relays one, so start-up is
+// not measured, then drops the delays of the lines written so far.
+func warmUp(f *os.File, lat <-chan time.Duration, name string) error {
 	for {
 		fmt.Fprintf(f, "LAT %d\n", time.Now().UnixNano())
 		select {
 		case _, ok := <-lat:
 			if !ok {
-				return fmt.Errorf("%s exited", args[0])
+				return fmt.Errorf("%s exited", name)
 			}
 		case <-time.After(200 * time.Millisecond):
 			continue
@@ -80,27 +106,29 @@ func measure(file string, rate, n int, args []string) error {
 	for len(lat) > 0 {
 		<-lat
 	}
-	tick := time.NewTicker(time.Second / time.Duration(rate))
+	return nil
+}
+
+// measure writes l.n timestamped lines at l.rate and returns the delay of each.
+func (l *latency) measure(f *os.File, lat <-chan time.Duration, name string) ([]time.Duration, error) {
+	tick := time.NewTicker(time.Second / time.Duration(l.rate))
 	defer tick.Stop()
-	got := make([]time.Duration, 0, n)
-	for i := 0; i < n; i++ {
+	got := make([]time.Duration, 0, l.n)
+	for i := 0; i < l.n; i++ {
 		<-tick.C
 		fmt.Fprintf(f, "LAT %d\n", time.Now().UnixNano())
 	}
 	deadline := time.After(5 * time.Second)
-	for len(got) < n {
+	for len(got) < l.n {
 		select {
 		case d, ok := <-lat:
 			if !ok {
-				return fmt.Errorf("%s exited", args[0])
+				return nil, fmt.Errorf("%s exited", name)
 			}
 			got = append(got, d)
 		case <-deadline:
-			return fmt.Errorf("only %d of %d lines came out", len(got), n)
+			return nil, fmt.Errorf("only %d of %d lines came out", len(got), l.n)
 		}
 	}
-	slices.Sort(got)
-	ms := func(d time.Duration) string { return fmt.Sprintf("%.3f", float64(d.Microseconds())/1000) }
-	fmt.Printf("p50_ms=%s p99_ms=%s max_ms=%s\n", ms(got[n/2]), ms(got[n*99/100]), ms(got[n-1]))
-	return nil
+	return got, nil
 }

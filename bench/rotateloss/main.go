@@ -26,34 +26,76 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/sidetail/sidetail/bench/internal/command"
 )
 
-func main() {
-	rotator := flag.String("rotator", "sidetail", "sidetail or logrotate")
-	bin := flag.String("bin", "sidetail", "the sidetail binary")
-	rate := flag.Int("rate", 50000, "lines per second")
-	seconds := flag.Int("seconds", 10, "how long the writer writes")
-	every := flag.Duration("every", 100*time.Millisecond, "how often the rotator checks the size")
-	fill := flag.String("fill", "letters", "line text: letters (compresses well) or base64 (random, compresses worst)")
-	compress := flag.Bool("compress", false, "gzip the archives (sidetail rotate --compress, logrotate compress)")
-	batch := flag.Int("batch", 0, "gather lines into writes of about this many bytes (0: one write per line)")
-	flag.Parse()
-	switch *fill {
-	case "letters":
-	case "base64":
-		filler = base64Filler
-	default:
-		fmt.Fprintln(os.Stderr, "rotateloss: -fill is letters or base64")
-		os.Exit(2)
-	}
-	if err := run(*rotator, *bin, *rate, *seconds, *every, *compress, *batch); err != nil {
-		fmt.Fprintln(os.Stderr, "rotateloss:", err)
-		os.Exit(1)
-	}
+func main() { command.Main("rotateloss", &rotateloss{}) }
+
+// rotateloss is one run's settings, from the flags.
+type rotateloss struct {
+	rotator  string
+	bin      string
+	rate     int // lines per second
+	seconds  int
+	every    time.Duration
+	fill     string
+	compress bool
+	batch    int
+
+	filler func(seq int) string // the text of line seq after its number, as fill says
 }
 
-// filler returns the text of line seq after its number.
-var filler = func(seq int) string { return strings.Repeat(string(rune('a'+seq%26)), 20+seq%50) }
+func (r *rotateloss) Flags(fs *flag.FlagSet) {
+	fs.StringVar(&r.rotator, "rotator", "sidetail", "sidetail or logrotate")
+	fs.StringVar(&r.bin, "bin", "sidetail", "the sidetail binary")
+	fs.IntVar(&r.rate, "rate", 50000, "lines per second")
+	fs.IntVar(&r.seconds, "seconds", 10, "how long the writer writes")
+	fs.DurationVar(&r.every, "every", 100*time.Millisecond, "how often the rotator checks the size")
+	fs.StringVar(&r.fill, "fill", "letters", "line text: letters (compresses well) or base64 (random, compresses worst)")
+	fs.BoolVar(&r.compress, "compress", false, "gzip the archives (sidetail rotate --compress, logrotate compress)")
+	fs.IntVar(&r.batch, "batch", 0, "gather lines into writes of about this many bytes (0: one write per line)")
+}
+
+// Run writes while the rotator rotates, then counts the lines and prints one line
+// of results.
+func (r *rotateloss) Run([]string) error {
+	switch r.fill {
+	case "letters":
+		r.filler = letterFiller
+	case "base64":
+		r.filler = base64Filler
+	default:
+		return command.UsageError("rotateloss: -fill is letters or base64")
+	}
+	dir, err := os.MkdirTemp("", "rotateloss-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	live := filepath.Join(dir, "app.log")
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	done, err := r.startRotator(ctx, dir, live)
+	if err != nil {
+		return err
+	}
+	largest, sampled := sampleSize(ctx, live)
+	late, err := r.write(live)
+	if err != nil {
+		return err
+	}
+	time.Sleep(2 * r.every) // one more check, so the last cut is made too
+	stop()
+	<-sampled
+	if err := <-done; err != nil && r.rotator == "logrotate" {
+		return err
+	}
+	return r.report(dir, largest.Load(), late)
+}
+
+// letterFiller is a run of one letter, 20 to 69 long: text that compresses well.
+func letterFiller(seq int) string { return strings.Repeat(string(rune('a'+seq%26)), 20+seq%50) }
 
 // base64Filler is 88 characters of base64 of pseudo-random bytes, one of 4096 texts
 // picked by seq: the same text recurs 400 KB apart, beyond gzip's 32 KiB window, so
@@ -78,70 +120,74 @@ var base64Texts = func() []string {
 	return texts
 }()
 
-func run(rotator, bin string, rate, seconds int, every time.Duration, compress bool, batch int) error {
-	dir, err := os.MkdirTemp("", "rotateloss-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	live := filepath.Join(dir, "app.log")
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	done := make(chan error, 1)
-	switch rotator {
+// startRotator starts the rotator on live, archiving into dir, until ctx is done;
+// done receives its end.
+func (r *rotateloss) startRotator(ctx context.Context, dir, live string) (done <-chan error, err error) {
+	switch r.rotator {
 	case "sidetail":
-		args := []string{"rotate", "--max-size=1Mi", "--max-files=100000",
-			"--check-interval=" + every.String(), "--archive-dir=" + dir, live}
-		if compress {
-			args = append(args[:1], append([]string{"--compress"}, args[1:]...)...)
-		}
-		cmd := exec.CommandContext(ctx, bin, args...)
-		cmd.Stderr = os.Stderr
-		cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-		if err := cmd.Start(); err != nil {
-			return err
-		}
-		go func() { done <- cmd.Wait() }()
+		return r.startSidetail(ctx, dir, live)
 	case "logrotate":
-		conf := filepath.Join(dir, "logrotate.conf")
-		comp := "nocompress"
-		if compress {
-			comp = "compress"
-		}
-		text := fmt.Sprintf("%s {\n  size 1M\n  rotate 100000\n  copytruncate\n  missingok\n  %s\n}\n", live, comp)
-		if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
-			return err
-		}
-		// The Kubernetes docs' logrotate sidecar: logrotate in a loop.
-		go func() {
-			tick := time.NewTicker(every)
-			defer tick.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					done <- nil
-					return
-				case <-tick.C:
-				}
-				if out, err := exec.Command("logrotate", "-s", filepath.Join(dir, "state"), conf).CombinedOutput(); err != nil {
-					done <- fmt.Errorf("logrotate: %v: %s", err, out)
-					return
-				}
-			}
-		}()
-	default:
-		return fmt.Errorf("-rotator: %q is neither sidetail nor logrotate", rotator)
+		return r.startLogrotate(ctx, dir, live)
 	}
+	return nil, fmt.Errorf("-rotator: %q is neither sidetail nor logrotate", r.rotator)
+}
 
-	f, err := os.OpenFile(live, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
+func (r *rotateloss) startSidetail(ctx context.Context, dir, live string) (<-chan error, error) {
+	args := []string{"rotate", "--max-size=1Mi", "--max-files=100000",
+		"--check-interval=" + r.every.String(), "--archive-dir=" + dir, live}
+	if r.compress {
+		args = append(args[:1], append([]string{"--compress"}, args[1:]...)...)
 	}
-	// The live file's size, sampled every few milliseconds while the writer writes.
-	var largest atomic.Int64
-	sampled := make(chan struct{})
+	cmd := exec.CommandContext(ctx, r.bin, args...)
+	cmd.Stderr = os.Stderr
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	return done, nil
+}
+
+// startLogrotate runs logrotate every r.every, as the Kubernetes docs' logrotate
+// sidecar does in a loop.
+func (r *rotateloss) startLogrotate(ctx context.Context, dir, live string) (<-chan error, error) {
+	conf := filepath.Join(dir, "logrotate.conf")
+	comp := "nocompress"
+	if r.compress {
+		comp = "compress"
+	}
+	text := fmt.Sprintf("%s {\n  size 1M\n  rotate 100000\n  copytruncate\n  missingok\n  %s\n}\n", live, comp)
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		return nil, err
+	}
+	done := make(chan error, 1)
 	go func() {
-		defer close(sampled)
+		tick := time.NewTicker(r.every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				done <- nil
+				return
+			case <-tick.C:
+			}
+			if out, err := exec.Command("logrotate", "-s", filepath.Join(dir, "state"), conf).CombinedOutput(); err != nil {
+				done <- fmt.Errorf("logrotate: %v: %s", err, out)
+				return
+			}
+		}
+	}()
+	return done, nil
+}
+
+// sampleSize samples the size of live every few milliseconds until ctx is done,
+// keeping the largest; sampled is closed when it stops.
+func sampleSize(ctx context.Context, live string) (largest *atomic.Int64, sampled <-chan struct{}) {
+	largest = new(atomic.Int64)
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
 		tick := time.NewTicker(5 * time.Millisecond)
 		defer tick.Stop()
 		for {
@@ -155,16 +201,26 @@ func run(rotator, bin string, rate, seconds int, every time.Duration, compress b
 			}
 		}
 	}()
-	total := rate * seconds
+	return largest, stopped
+}
+
+// write appends r.rate*r.seconds numbered lines to live at r.rate, and returns how
+// far behind the schedule it finished.
+func (r *rotateloss) write(live string) (late time.Duration, err error) {
+	f, err := os.OpenFile(live, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return 0, err
+	}
+	total := r.rate * r.seconds
 	begin := time.Now()
 	var buf []byte
 	for seq := 0; seq < total; {
-		due := min(total, int(time.Since(begin).Seconds()*float64(rate))+1)
+		due := min(total, int(time.Since(begin).Seconds()*float64(r.rate))+1)
 		for ; seq < due; seq++ {
-			buf = fmt.Appendf(buf, "%09d %s\n", seq, filler(seq))
-			if len(buf) >= batch || seq+1 == due {
+			buf = fmt.Appendf(buf, "%09d %s\n", seq, r.filler(seq))
+			if len(buf) >= r.batch || seq+1 == due {
 				if _, err := f.Write(buf); err != nil {
-					return err
+					return 0, err
 				}
 				buf = buf[:0]
 			}
@@ -172,18 +228,17 @@ func run(rotator, bin string, rate, seconds int, every time.Duration, compress b
 		time.Sleep(time.Millisecond) // pacing
 	}
 	f.Close()
-	late := time.Since(begin) - time.Duration(seconds)*time.Second
-	time.Sleep(2 * every) // one more check, so the last cut is made too
-	stop()
-	<-sampled
-	if err := <-done; err != nil && rotator == "logrotate" {
-		return err
-	}
+	return time.Since(begin) - time.Duration(r.seconds)*time.Second, nil
+}
 
+// report checks every line in the files of dir and prints what was lost and
+// repeated.
+func (r *rotateloss) report(dir string, largest int64, late time.Duration) error {
+	total := r.rate * r.seconds
 	seen := make([]int, total)
 	files, _ := filepath.Glob(filepath.Join(dir, "app*"))
 	for _, name := range files {
-		if err := count(name, seen); err != nil {
+		if err := count(name, seen, r.filler); err != nil {
 			return err
 		}
 	}
@@ -197,12 +252,13 @@ func run(rotator, bin string, rate, seconds int, every time.Duration, compress b
 		}
 	}
 	fmt.Printf("%-24s %d lines at %d/s, %d files: lost %d, repeated %d, live file at most %.1f MiB, writer %.1fs late\n",
-		rotator, total, rate, len(files), lost, repeated, float64(largest.Load())/(1<<20), late.Seconds())
+		r.rotator, total, r.rate, len(files), lost, repeated, float64(largest)/(1<<20), late.Seconds())
 	return nil
 }
 
-// count adds the whole, valid lines of the file to seen.
-func count(name string, seen []int) error {
+// count adds the whole, valid lines of the file to seen: the text of line seq
+// after its number is filler(seq).
+func count(name string, seen []int, filler func(seq int) string) error {
 	f, err := os.Open(name)
 	if err != nil {
 		return err
