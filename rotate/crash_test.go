@@ -209,9 +209,7 @@ func mismatch(a, b []byte) int {
 // Removed is 0 for a file never cut, the sum of the cuts' Removed after them,
 // kept in the state for a restart, and 0 again for a new file at the path.
 func TestRemovedTotal(t *testing.T) {
-	dir := t.TempDir()
-	requireFS(t, dir, unix.EXT4_SUPER_MAGIC, "ext4")
-	path := filepath.Join(dir, "app.log")
+	path := filepath.Join(ext4Dir(t), "app.log")
 	writeLines(t, path, 0, 1000)
 	cfg := crashConfig()
 	f := NewFile(path, cfg)

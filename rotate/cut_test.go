@@ -262,33 +262,32 @@ func testConfig() Config {
 	return Config{MaxSize: 1 << 20, MaxFiles: 1000, Method: Auto}
 }
 
-func TestCollapseOnExt4(t *testing.T) {
-	dir := t.TempDir()
-	requireFS(t, dir, unix.EXT4_SUPER_MAGIC, "ext4")
-	path := filepath.Join(dir, "app.log")
-	f := NewFile(path, testConfig())
-	w := startWriter(t, path, true, writeRate)
-	n := rotateWhileWriting(t, f, w, 100, nil)
-	if f.method != Collapse {
-		t.Fatalf("method %s on ext4, want collapse", f.method)
+// Auto takes the method the filesystem has: collapse on ext4, which shrinks the live
+// file; punch on tmpfs, which has no collapse (EOPNOTSUPP).
+func TestCutMethodByFilesystem(t *testing.T) {
+	for _, tc := range []struct {
+		fs   string
+		dir  func(*testing.T) string
+		want Method
+	}{
+		{"ext4", ext4Dir, Collapse},
+		{"tmpfs", tmpfsDir, Punch},
+	} {
+		t.Run(tc.fs, func(t *testing.T) {
+			path := filepath.Join(tc.dir(t), "app.log")
+			f := NewFile(path, testConfig())
+			w := startWriter(t, path, true, writeRate)
+			n := rotateWhileWriting(t, f, w, 100, nil)
+			if f.method != tc.want {
+				t.Fatalf("method %s on %s, want %s", f.method, tc.fs, tc.want)
+			}
+			// Punch would leave the apparent size at everything written.
+			if info, _ := os.Stat(path); tc.want == Collapse && info.Size() > w.bytes.Load()/10 {
+				t.Fatalf("live file is %d bytes of %d written: collapse did not shrink it", info.Size(), w.bytes.Load())
+			}
+			checkLines(t, contents(t, f), 0, n)
+		})
 	}
-	// Punch would leave the apparent size at everything written.
-	if info, _ := os.Stat(path); info.Size() > w.bytes.Load()/10 {
-		t.Fatalf("live file is %d bytes of %d written: collapse did not shrink it", info.Size(), w.bytes.Load())
-	}
-	checkLines(t, contents(t, f), 0, n)
-}
-
-func TestPunchOnTmpfs(t *testing.T) {
-	dir := tmpfsDir(t)
-	path := filepath.Join(dir, "app.log")
-	f := NewFile(path, testConfig())
-	w := startWriter(t, path, true, writeRate)
-	n := rotateWhileWriting(t, f, w, 100, nil)
-	if f.method != Punch {
-		t.Fatalf("method %s on tmpfs, want punch (collapse is EOPNOTSUPP there)", f.method)
-	}
-	checkLines(t, contents(t, f), 0, n)
 }
 
 // A writer without O_APPEND keeps writing at its own offset: with punch the file
@@ -476,8 +475,7 @@ func TestSymlinkRefused(t *testing.T) {
 // and rewritten as version 2; no line is lost or archived twice.
 func TestMigrateV1State(t *testing.T) {
 	for _, collapsed := range []bool{true, false} {
-		dir := t.TempDir()
-		requireFS(t, dir, unix.EXT4_SUPER_MAGIC, "ext4")
+		dir := ext4Dir(t)
 		path := filepath.Join(dir, "app.log")
 		writeLines(t, path, 0, 2000)
 		live, err := os.OpenFile(path, os.O_RDWR, 0)
@@ -561,6 +559,14 @@ func TestCopyTruncate(t *testing.T) {
 }
 
 // tmpfsDir returns a fresh folder on tmpfs (an emptyDir with medium: Memory).
+// ext4Dir is a temporary folder on ext4, where collapse works.
+func ext4Dir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	requireFS(t, dir, unix.EXT4_SUPER_MAGIC, "ext4")
+	return dir
+}
+
 func tmpfsDir(t *testing.T) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("/dev/shm", "sidetail-test-")
