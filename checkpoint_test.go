@@ -24,6 +24,19 @@ func seqs(lines []string, stream string) []int {
 	return out
 }
 
+// stopAtLast waits until line last of stream "w" came out of p (who names p in the
+// failure), then stops p, which must exit 0.
+func stopAtLast(t *testing.T, p *proc, last int, who string) {
+	t.Helper()
+	waitUntil(t, func() bool {
+		s := seqs(p.output(), "w")
+		return len(s) > 0 && s[len(s)-1] == last
+	}, func() string { return who + " did not reach the last line" })
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
+
 // writeAcrossRestart writes total lines of stream "w" to path in small writes from a
 // goroutine: half of them, then it waits until restarted is closed (the test has
 // stopped and restarted sidetail), then the rest. written is closed at the end.
@@ -62,13 +75,7 @@ func TestCheckpointAfterSIGKILL(t *testing.T) {
 	p2 := start(t, path)
 	close(restarted)
 	<-written
-	waitUntil(t, func() bool {
-		s := seqs(p2.output(), "w")
-		return len(s) > 0 && s[len(s)-1] == total-1
-	}, func() string { return "the restarted sidetail did not reach the last line" })
-	if code := p2.stop(t); code != 0 {
-		t.Fatalf("exit %d", code)
-	}
+	stopAtLast(t, p2, total-1, "the restarted sidetail")
 	first, second := seqs(p1.output(), "w"), seqs(p2.output(), "w")
 	for i, n := range first {
 		if n != i {
@@ -207,13 +214,7 @@ func TestCheckpointStateDirNotWritable(t *testing.T) {
 // user's folder): its checkpoint is still read, so a restart resumes instead of
 // repeating everything.
 func TestCheckpointStateDirReadOnly(t *testing.T) {
-	// Not t.TempDir: its parent is private to root, and sidetail runs as nobody.
-	dir, err := os.MkdirTemp("", "sidetail-ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
+	dir := publicTempDir(t, "sidetail-ro")
 	path, state := filepath.Join(dir, "app.log"), filepath.Join(dir, "state")
 	g := &lineGen{stream: "w"}
 	os.WriteFile(path, g.next(10), 0o644)
@@ -292,13 +293,7 @@ func TestCheckpointRandomKills(t *testing.T) {
 			close(stop)
 			want := <-total
 			p = start(t, args...)
-			waitUntil(t, func() bool {
-				s := seqs(p.output(), "w")
-				return len(s) > 0 && s[len(s)-1] == want-1
-			}, func() string { return "the last run did not reach the last line" })
-			if code := p.stop(t); code != 0 {
-				t.Fatalf("exit %d", code)
-			}
+			stopAtLast(t, p, want-1, "the last run")
 			checkRuns(t, append(runs, p.output()), want)
 		})
 	}

@@ -358,6 +358,19 @@ const (
 	stressEvery = 20_000 // 20 rotations (at 20k, 40k, … 400k)
 )
 
+// publicTempDir is a new folder every user may enter but only root may write, for
+// tests that run sidetail as nobody: t.TempDir's parent is private to root.
+func publicTempDir(t *testing.T, pattern string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", pattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	return dir
+}
+
 func startAs(t *testing.T, uid uint32, args ...string) *proc {
 	t.Helper()
 	return startWith(t, func(c *exec.Cmd) {

@@ -394,13 +394,7 @@ func TestBadInput(t *testing.T) {
 // A file that exists but cannot be read is reported once and followed as soon as it
 // becomes readable, while other files keep flowing.
 func TestUnreadableFile(t *testing.T) {
-	// Not t.TempDir: its parent is private to root, and the test may run sidetail as nobody.
-	dir, err := os.MkdirTemp("", "sidetail-perm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
+	dir := publicTempDir(t, "sidetail-perm")
 	locked, open := filepath.Join(dir, "locked.log"), filepath.Join(dir, "open.log")
 	os.WriteFile(locked, []byte("locked 000000000 "+filler(0)+"\n"), 0o000)
 	os.WriteFile(open, []byte("open 000000000 "+filler(0)+"\n"), 0o644)

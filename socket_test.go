@@ -144,13 +144,7 @@ func TestSocketBesideFile(t *testing.T) {
 }
 
 func TestSocketBadInput(t *testing.T) {
-	// Not t.TempDir: its parent is private to root, and one case runs as nobody.
-	dir, err := os.MkdirTemp("", "sidetail-sock")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755) // nobody may enter, not write
+	dir := publicTempDir(t, "sidetail-sock")
 	regular := filepath.Join(dir, "file.sock")
 	os.WriteFile(regular, []byte("keep"), 0o644)
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
