@@ -10,9 +10,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sidetail/sidetail/internal/disk"
 )
 
 // archives lists the archives of app.log in dir.
@@ -21,25 +22,40 @@ func archives(dir string) []string {
 	return names
 }
 
-// writeUntil appends lines of stream to path, perMs lines per write every
-// millisecond, until stop is closed, and returns how many it wrote. The writer
-// keeps O_APPEND, as apps do.
-func writeUntil(t *testing.T, path, stream string, perMs int, stop <-chan struct{}) int {
+// writeUntil appends lines of stream to path in one write every millisecond or
+// so, as many lines as batch says given how many were written and how long ago
+// the writer began, until stop is closed, and returns how many it wrote. The
+// writer keeps O_APPEND, as apps do.
+func writeUntil(t *testing.T, path, stream string, batch func(written int, elapsed time.Duration) int, stop <-chan struct{}) int {
 	g := &lineGen{stream: stream}
 	f := openAppend(t, path)
 	defer f.Close()
 	tick := time.NewTicker(time.Millisecond) // pacing, not synchronisation
 	defer tick.Stop()
+	began := time.Now()
 	for {
 		select {
 		case <-stop:
 			return g.seq
 		case <-tick.C:
 		}
-		if _, err := f.Write(g.next(perMs)); err != nil {
+		if _, err := f.Write(g.next(batch(g.seq, time.Since(began)))); err != nil {
 			t.Error(err)
 			return g.seq
 		}
+	}
+}
+
+// perTick is n lines a write, however late the tick.
+func perTick(n int) func(int, time.Duration) int {
+	return func(int, time.Duration) int { return n }
+}
+
+// perSecond is rate lines a second: each write has as many lines as are due, so
+// a late tick catches up.
+func perSecond(rate int) func(int, time.Duration) int {
+	return func(written int, elapsed time.Duration) int {
+		return max(int(elapsed.Seconds()*float64(rate))-written, 0)
 	}
 }
 
@@ -68,7 +84,7 @@ func TestTailAndRotate(t *testing.T) {
 			stop := make(chan struct{})
 			var wrote int
 			var writer sync.WaitGroup
-			writer.Go(func() { wrote = writeUntil(t, path, "app", 64, stop) })
+			writer.Go(func() { wrote = writeUntil(t, path, "app", perTick(64), stop) })
 			discard := c.maxFiles == "0"
 			if discard {
 				// 100 times max-size of lines of about 60 bytes.
@@ -85,8 +101,8 @@ func TestTailAndRotate(t *testing.T) {
 					t.Fatalf("%d archives while discarding", n)
 				}
 				limit := int64(64<<10 + 2*4096)
-				waitUntil(t, func() bool { return diskUsage(t, path) <= limit }, func() string {
-					return fmt.Sprintf("live file uses %d bytes, over %d; stderr:\n%s", diskUsage(t, path), limit, p.stderr.String())
+				waitUntil(t, func() bool { return disk.Usage(t, path) <= limit }, func() string {
+					return fmt.Sprintf("live file uses %d bytes, over %d; stderr:\n%s", disk.Usage(t, path), limit, p.stderr.String())
 				})
 			}
 			checkLiveHead(t, path)
@@ -98,19 +114,9 @@ func TestTailAndRotate(t *testing.T) {
 				t.Errorf("%s: switched to punch: %v; stderr:\n%s", c.fs, punched, p.stderr.String())
 			}
 			info, _ := os.Stat(path)
-			t.Logf("%s: %d lines, %d archives, live file %d bytes, %d on disk; stderr:\n%s", c.fs, wrote, len(archives(dir)), info.Size(), diskUsage(t, path), p.stderr.String())
+			t.Logf("%s: %d lines, %d archives, live file %d bytes, %d on disk; stderr:\n%s", c.fs, wrote, len(archives(dir)), info.Size(), disk.Usage(t, path), p.stderr.String())
 		})
 	}
-}
-
-// diskUsage is the space the file takes on its volume.
-func diskUsage(t *testing.T, path string) int64 {
-	t.Helper()
-	info, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.Sys().(*syscall.Stat_t).Blocks * 512
 }
 
 // checkLiveHead checks that the live file, as cat shows it, starts with a whole
@@ -142,7 +148,7 @@ func TestRotateCommand(t *testing.T) {
 	var wrote int
 	var writer sync.WaitGroup
 	// 1 MB/s: gzip under the race detector takes 5.
-	writer.Go(func() { wrote = writeUntil(t, path, "app", 16, stop) })
+	writer.Go(func() { wrote = writeUntil(t, path, "app", perTick(16), stop) })
 	waitUntil(t, func() bool { return len(archives(dir)) >= 20 }, func() string { return p.stderr.String() })
 	close(stop)
 	writer.Wait()

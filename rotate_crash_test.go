@@ -38,7 +38,7 @@ func TestRotateSIGKILL(t *testing.T) {
 			var wrote int
 			var writer sync.WaitGroup
 			began := time.Now()
-			writer.Go(func() { wrote = writeAtRate(t, path, "app", 25_000, stop) })
+			writer.Go(func() { wrote = writeUntil(t, path, "app", perSecond(25_000), stop) })
 			stopWriter := sync.OnceFunc(func() { close(stop); writer.Wait() })
 			t.Cleanup(stopWriter) // also when the test fails before it is stopped
 			for i := range 25 {
@@ -73,30 +73,6 @@ func TestRotateSIGKILL(t *testing.T) {
 			checkStreams(t, append(lines, rest...), noPrefix, map[string]int{"app": wrote})
 			t.Logf("%s: %d lines (%.0f/s), %d archives", fs.name, wrote, float64(wrote)/time.Since(began).Seconds(), len(archives(fs.dir)))
 		})
-	}
-}
-
-// writeAtRate appends lines of stream to path at perSec lines a second, in one
-// write every millisecond or so (as many lines as are due: a late tick catches
-// up), until stop is closed, and returns how many it wrote.
-func writeAtRate(t *testing.T, path, stream string, perSec int, stop <-chan struct{}) int {
-	g := &lineGen{stream: stream}
-	f := openAppend(t, path)
-	defer f.Close()
-	tick := time.NewTicker(time.Millisecond) // pacing, not synchronisation
-	defer tick.Stop()
-	began := time.Now()
-	for {
-		select {
-		case <-stop:
-			return g.seq
-		case <-tick.C:
-		}
-		due := int(time.Since(began).Seconds()*float64(perSec)) - g.seq
-		if _, err := f.Write(g.next(max(due, 0))); err != nil {
-			t.Error(err)
-			return g.seq
-		}
 	}
 }
 

@@ -14,10 +14,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sidetail/sidetail/internal/disk"
 	"github.com/sidetail/sidetail/internal/fileid"
 	"golang.org/x/sys/unix"
 )
@@ -100,16 +100,6 @@ func (w *writer) finish(t *testing.T) int {
 	return int(w.lines.Load())
 }
 
-// usage is the disk space the file takes.
-func usage(t *testing.T, path string) int64 {
-	t.Helper()
-	info, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.Sys().(*syscall.Stat_t).Blocks * 512
-}
-
 // rotateWhileWriting checks the file every few milliseconds while a writer
 // appends, until rotations archives were made, checking the disk usage before
 // each check: at most MaxSize plus what was written since the previous check
@@ -126,7 +116,7 @@ func rotateWhileWriting(t *testing.T, f *File, w *writer, rotations int, between
 	deadline := time.After(5 * time.Minute)
 	for made < rotations {
 		// Usage first: every byte it counts is then in written.
-		u := usage(t, f.path)
+		u := disk.Usage(t, f.path)
 		written := w.bytes.Load()
 		if limit := f.cfg.MaxSize + (written - prevWritten) + blk + maxPad + 16; u > limit {
 			info, _ := os.Stat(f.path)
@@ -301,7 +291,7 @@ func TestPunchWithoutAppend(t *testing.T) {
 		w := startWriter(t, path, false, writeRate)
 		n := rotateWhileWriting(t, f, w, 30, nil)
 		checkLines(t, contents(t, f), 0, n)
-		if u := usage(t, path); u > 2<<20 {
+		if u := disk.Usage(t, path); u > 2<<20 {
 			t.Fatalf("%s: punched file still uses %d bytes", dir, u)
 		}
 	}
