@@ -86,7 +86,13 @@ func testDiscard(t *testing.T, dir, fs string) {
 	if got := w.done.Load(); got != lineOffset(total) {
 		t.Fatalf("the writer wrote %d bytes; lineOffset says %d", got, lineOffset(total))
 	}
-	runs = append(runs, p.output())
+	checkDiscarded(t, dir, fs, append(runs, p.output()), total, s, p.stderr.String())
+}
+
+// checkDiscarded checks the runs' output and the folder after the discard test,
+// and reports what the sampler saw.
+func checkDiscarded(t *testing.T, dir, fs string, runs [][]string, total int, s *diskSampler, stderr string) {
+	t.Helper()
 	checkRuns(t, runs, total)
 	first, second := seqs(runs[0], "w"), seqs(runs[1], "w")
 	repeated := 0
@@ -96,7 +102,7 @@ func testDiscard(t *testing.T, dir, fs string) {
 	if n := len(archives(dir)); n > 0 {
 		t.Errorf("%d archives while discarding", n)
 	}
-	if punched := strings.Contains(p.stderr.String(), "using punch"); punched != (fs == "tmpfs") {
+	if punched := strings.Contains(stderr, "using punch"); punched != (fs == "tmpfs") {
 		t.Errorf("%s: switched to punch: %v", fs, punched)
 	}
 	// A kill after an output write and before its offset is recorded repeats
