@@ -35,6 +35,8 @@ type exampleCheck struct {
 	// many archives. The file then holds the last lines only: what was relayed
 	// must be the lines "0: …" up to the file's last, and the file stay small.
 	rotated int
+	// discarded: the same, with no archive (--rotate-max-files=0).
+	discarded bool
 }
 
 type sidecarCheck struct {
@@ -59,6 +61,8 @@ var examples = map[string]exampleCheck{
 	}},
 	// 50000 lines of about 90 bytes: 4 rotations at 1Mi.
 	"app-log-rotate.yaml": {pod: "app-rotate", app: "app", minLines: 50000, rotated: 3,
+		sidecars: map[string]sidecarCheck{"sidetail": {format: "raw", files: map[string]string{"": "app.log"}}}},
+	"app-log-discard.yaml": {pod: "app-discard", app: "app", minLines: 50000, discarded: true,
 		sidecars: map[string]sidecarCheck{"sidetail": {format: "raw", files: map[string]string{"": "app.log"}}}},
 	// The apps keep in /var/log a copy of each message they sent over a socket.
 	"syslog-sidecar.yaml": {pod: "syslog", app: "web haproxy", minLines: 100, sidecars: map[string]sidecarCheck{
@@ -505,8 +509,8 @@ func (e *podman) runExample(t *testing.T, file string, check exampleCheck) {
 			t.Errorf("%s exited %s, want 0; logs:\n%s", ctr, code, e.podman(t, "logs", ctr))
 		}
 		got := e.relayed(t, ctr, sc)
-		if check.rotated > 0 {
-			checkRotated(t, strings.TrimSpace(logs), got[""], check.rotated)
+		if check.rotated > 0 || check.discarded {
+			checkRotated(t, strings.TrimSpace(logs), got[""], check)
 			continue
 		}
 		for tag, name := range sc.files {
@@ -522,11 +526,12 @@ func (e *podman) runExample(t *testing.T, file string, check exampleCheck) {
 	}
 }
 
-// checkRotated checks a rotating sidecar's output and volume: the relayed lines
-// are numbered from 0 on without a gap up to the live file's last line, at most
-// max archives were kept, and the live file is within its 1Mi and one second of
-// the app's writing.
-func checkRotated(t *testing.T, dir string, got []string, max int) {
+// checkRotated checks a rotating or discarding sidecar's output and volume: the
+// relayed lines are numbered from 0 on without a gap up to the live file's last
+// line, 1 to check.rotated archives were kept (none discarding), and the live
+// file takes on disk no more than its 1Mi, one second of the app's writing (the
+// check interval) and the blocks of the rounding.
+func checkRotated(t *testing.T, dir string, got []string, check exampleCheck) {
 	t.Helper()
 	for i, line := range got {
 		if !strings.HasPrefix(line, strconv.Itoa(i)+": ") {
@@ -541,14 +546,22 @@ func checkRotated(t *testing.T, dir string, got []string, max int) {
 	if last := lines[len(lines)-1]; len(got) == 0 || got[len(got)-1] != last {
 		t.Errorf("the file ends with %q, the last line relayed is not that", last)
 	}
-	archives, _ := filepath.Glob(filepath.Join(dir, "app-*.log.gz"))
-	if len(archives) < 1 || len(archives) > max {
-		t.Errorf("%d archives, want 1 to %d", len(archives), max)
+	archives, _ := filepath.Glob(filepath.Join(dir, "app-*.log*"))
+	if check.discarded && len(archives) > 0 {
+		t.Errorf("%d archives while discarding: %v", len(archives), archives)
 	}
-	if len(live) > 3<<20 {
-		t.Errorf("live file is %d bytes: not kept near --rotate-max-size=1Mi", len(live))
+	if !check.discarded && (len(archives) < 1 || len(archives) > check.rotated) {
+		t.Errorf("%d archives, want 1 to %d", len(archives), check.rotated)
 	}
-	t.Logf("%d lines relayed; %d archives; live file %d bytes", len(got), len(archives), len(live))
+	used := diskUsage(t, filepath.Join(dir, "app.log"))
+	if len(live) > 3<<20 || used > 3<<20 {
+		t.Errorf("live file is %d bytes, %d on disk: not kept near --rotate-max-size=1Mi", len(live), used)
+	}
+	relayed := 0
+	for _, l := range got {
+		relayed += len(l) + 1
+	}
+	t.Logf("%d lines (%d bytes) relayed; %d archives; live file %d bytes, %d on disk", len(got), relayed, len(archives), len(live), used)
 }
 
 // relayed reads a container's CRI log (k8s-file: "TIME STREAM P|F TEXT", P for the

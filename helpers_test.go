@@ -377,3 +377,15 @@ func startAs(t *testing.T, uid uint32, args ...string) *proc {
 		c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
 	}, args...)
 }
+
+// tmpfsDir is a folder of the test's on /dev/shm (tmpfs, where cuts punch holes
+// instead of collapsing), removed at its end.
+func tmpfsDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/dev/shm", "sidetail-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}

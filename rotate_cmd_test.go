@@ -65,11 +65,7 @@ func perSecond(rate int) func(int, time.Duration) int {
 // (--rotate-max-files=0), no archive is written and, once stdout has caught up,
 // the live file takes at most max-size plus two blocks of the volume.
 func TestTailAndRotate(t *testing.T) {
-	shm, err := os.MkdirTemp("/dev/shm", "sidetail-e2e-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(shm) })
+	shm := tmpfsDir(t)
 	for _, c := range []struct {
 		fs, dir  string
 		maxFiles string

@@ -22,11 +22,7 @@ import (
 // hold every line once, whole, in order; the live file starts with a whole or
 // blank line.
 func TestRotateSIGKILL(t *testing.T) {
-	shm, err := os.MkdirTemp("/dev/shm", "sidetail-e2e-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(shm) })
+	shm := tmpfsDir(t)
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 0))

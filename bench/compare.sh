@@ -11,6 +11,9 @@
 #               for STEADY_SECONDS; each follower's stdout goes to `wc -l`; CPU-seconds
 #               per GB relayed, median of STEADY_ROUNDS alternating rounds
 #   latency     write -> stdout latency at LATENCY_RATE lines/s
+#   maxrate     the same latency without and with --max-rate=MAX_RATE (default 1Mi),
+#               alternating for MAXRATE_ROUNDS rounds: pacing must not delay lines
+#               that come far below the rate
 #   idle        IDLE_FILES idle files for IDLE_SECONDS: wakeups/s, CPU, RSS
 #   many        MANY_FILES idle files for MANY_SECONDS: RSS, CPU
 #   catchup     SIZE_MB MiB of 100-byte lines into a pipe, against cat
@@ -46,6 +49,8 @@ STEADY_SECONDS=${STEADY_SECONDS:-20}
 STEADY_ROUNDS=${STEADY_ROUNDS:-3}
 LATENCY_RATE=${LATENCY_RATE:-200}
 LATENCY_N=${LATENCY_N:-2000}
+MAX_RATE=${MAX_RATE:-1Mi}
+MAXRATE_ROUNDS=${MAXRATE_ROUNDS:-3}
 MANY_FILES=${MANY_FILES:-1000}
 MANY_SECONDS=${MANY_SECONDS:-30}
 LONG_MAX_MB=${LONG_MAX_MB:-64}
@@ -258,6 +263,24 @@ mode_latency() {
   printf "%-26s %s\n" "busybox tail -F" "$("$WORK/latency" -file "$lat" -rate "$LATENCY_RATE" -n "$(( LATENCY_N / 5 ))" -- busybox tail -n+1 -F "$lat")"
 }
 
+mode_maxrate() {
+  echo "== latency with --max-rate=$MAX_RATE: write -> stdout at $LATENCY_RATE lines/s, $LATENCY_N lines, $MAXRATE_ROUNDS alternating rounds (target: p99 unchanged)"
+  local lat=$WORK/lat.log r i
+  for r in $(seq "$MAXRATE_ROUNDS"); do
+    for i in "${!BINS[@]}"; do
+      printf "%-34s %s\n" "${NAMES[$i]}" "$("$WORK/latency" -file "$lat" -rate "$LATENCY_RATE" -n "$LATENCY_N" -- "${BINS[$i]}-nostate" "$lat")"
+      printf "%-34s %s\n" "${NAMES[$i]} --max-rate=$MAX_RATE" "$("$WORK/latency" -file "$lat" -rate "$LATENCY_RATE" -n "$LATENCY_N" -- "${BINS[$i]}-nostate" --max-rate="$MAX_RATE" "$lat")"
+    done
+  done | tee "$WORK/maxrate"
+  # The median over the rounds of each one's p99.
+  local name with
+  for name in "${NAMES[@]}"; do
+    for with in "" " --max-rate=$MAX_RATE"; do
+      printf "%-34s median p99_ms=%s\n" "$name$with" "$(awk -v n="$name$with" '{ k = $0; sub(/ +p50_ms=.*/, "", k) } k == n { sub(/.*p99_ms=/, ""); print $1 + 0 }' "$WORK/maxrate" | median)"
+    done
+  done
+}
+
 # idle_measure NAME SECONDS CMD...: starts CMD (its output to /dev/null), lets it
 # settle, then prints its wakeups/s, CPU seconds, RSS and peak RSS over SECONDS.
 idle_measure() {
@@ -352,7 +375,7 @@ if [ ${#modes[@]} -eq 0 ]; then modes=(catchup checkpoint latency idle longline 
 for m in "${modes[@]}"; do
   case $m in
     issue17) for x in steady latency idle many catchup longline compress binary; do "mode_$x"; done ;;
-    steady|latency|idle|many|catchup|checkpoint|longline|binary|rotation|compress) "mode_$m" ;;
+    steady|latency|maxrate|idle|many|catchup|checkpoint|longline|binary|rotation|compress) "mode_$m" ;;
     *) echo "compare.sh: unknown mode $m (see the comment at the top)" >&2; exit 2 ;;
   esac
 done
