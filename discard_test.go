@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sidetail/sidetail/internal/disk"
 	"golang.org/x/sys/unix"
 )
 
@@ -76,8 +77,8 @@ func testDiscard(t *testing.T, dir, fs string) {
 	// Once everything went out, what stays is at most the max-size a check
 	// waits for before cutting, and the two blocks of the rounding.
 	quiet := discardMaxSize + 2*s.blk
-	waitUntil(t, func() bool { return diskUsage(t, path) <= quiet }, func() string {
-		return fmt.Sprintf("the live file uses %d bytes once all is out, over %d; stderr:\n%s", diskUsage(t, path), quiet, p.stderr.String())
+	waitUntil(t, func() bool { return disk.Usage(t, path) <= quiet }, func() string {
+		return fmt.Sprintf("the live file uses %d bytes once all is out, over %d; stderr:\n%s", disk.Usage(t, path), quiet, p.stderr.String())
 	})
 	stopSampler()
 	if code := p.stop(t); code != 0 {

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sidetail/sidetail/internal/disk"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -553,7 +554,7 @@ func checkRotated(t *testing.T, dir string, got []string, check exampleCheck) {
 	if !check.discarded && (len(archives) < 1 || len(archives) > check.rotated) {
 		t.Errorf("%d archives, want 1 to %d", len(archives), check.rotated)
 	}
-	used := diskUsage(t, filepath.Join(dir, "app.log"))
+	used := disk.Usage(t, filepath.Join(dir, "app.log"))
 	if len(live) > 3<<20 || used > 3<<20 {
 		t.Errorf("live file is %d bytes, %d on disk: not kept near --rotate-max-size=1Mi", len(live), used)
 	}
