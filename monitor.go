@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"runtime"
 	"runtime/metrics"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -28,6 +31,15 @@ type monitor struct {
 	tail    *tailer.Metrics // nil for the rotate command
 	out     *meteredWriter  // nil for the rotate command
 	rotate  *rotateMetrics
+
+	mu     sync.Mutex // the sockets are made after the server starts
+	dgrams []datagramSocket
+}
+
+// datagramSocket is a datagram socket source and its tag.
+type datagramSocket struct {
+	tag  string
+	sock *tailer.Socket
 }
 
 // checkMetricsAddr checks --metrics-addr before anything runs: host:port, with
@@ -79,6 +91,39 @@ func (m *monitor) followers() *tailer.Metrics {
 	return m.tail
 }
 
+// countDrops exposes the kernel's drop counts of the datagram sockets among
+// socks, made from specs; stream sockets drop nothing (their senders wait).
+func (m *monitor) countDrops(specs []tailer.SocketSpec, socks []*tailer.Socket) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i, spec := range specs {
+		if spec.Datagram() {
+			m.dgrams = append(m.dgrams, datagramSocket{spec.Tag, socks[i]})
+		}
+	}
+}
+
+// writeDrops writes the datagrams dropped, summed by tag, read from the sockets
+// now (a getsockopt each).
+func (m *monitor) writeDrops(w *prom.Writer) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.dgrams) == 0 {
+		return
+	}
+	drops := map[string]uint64{}
+	for _, d := range m.dgrams {
+		drops[d.tag] += d.sock.Dropped()
+	}
+	tags := slices.Sorted(maps.Keys(drops))
+	w.Each("sidetail_socket_dropped_messages_total", prom.Counter,
+		"Datagrams the kernel dropped because the socket's receive buffer (--socket-buffer) was full: stdout slower than the senders. Only UDP drops; unixgram senders wait.",
+		"tag", tags, func(i int) float64 { return float64(drops[tags[i]]) })
+}
+
 // serve answers requests until ctx is done, then returns once the listener is
 // closed; call it on its own goroutine.
 func (m *monitor) serve(ctx context.Context) {
@@ -117,6 +162,7 @@ func (m *monitor) exposition() []byte {
 	w.Int(1, "version", version, "goversion", runtime.Version())
 	m.tail.Write(&w)
 	m.out.write(&w)
+	m.writeDrops(&w)
 	m.rotate.write(&w)
 	writeRuntime(&w)
 	writeProcess(&w, m.started)

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/sidetail/sidetail/internal/syncbuf"
+	"github.com/sidetail/sidetail/tailer"
 )
 
 // freePort returns a loopback port nobody listens on now.
@@ -408,4 +409,52 @@ func checkExposition(t *testing.T, body string) {
 	if out, err := check.CombinedOutput(); err != nil {
 		t.Errorf("promtool check metrics: %v\n%s\nexposition:\n%s", err, out, body)
 	}
+}
+
+// TestSocketDropsMetric fills a real UDP socket nobody reads: the kernel drops
+// what its buffer cannot hold, and the exposition counts it under the socket's
+// tag. A unixgram socket shows 0; a stream socket, which cannot drop, is not
+// listed.
+func TestSocketDropsMetric(t *testing.T) {
+	var specs []tailer.SocketSpec
+	var socks []*tailer.Socket
+	for _, u := range [][2]string{{"syslog", "udp://127.0.0.1:0"}, {"local", "unixgram://" + filepath.Join(t.TempDir(), "log.sock")}, {"stream", "tcp://127.0.0.1:0"}} {
+		spec, err := tailer.ParseSocketURL(u[0], u[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		sock, err := tailer.Listen(spec, tailer.SocketOptions{Buffer: 64 << 10}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(sock.Close)
+		specs, socks = append(specs, spec), append(socks, sock)
+	}
+	m := &monitor{rotate: &rotateMetrics{}, started: time.Now()}
+	m.countDrops(specs, socks)
+	c, err := net.Dial("udp", socks[0].Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const sent = 2000
+	msg := []byte(strings.Repeat("x", 200))
+	for range sent {
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	body := string(m.exposition())
+	// Loopback delivers in the sender's write: every datagram is queued or
+	// dropped by now.
+	if v, ok := metric(body, `sidetail_socket_dropped_messages_total{tag="syslog"}`); !ok || v == 0 || v >= sent {
+		t.Errorf("syslog drops = %v (found %v), want some of %d", v, ok, sent)
+	}
+	if v, ok := metric(body, `sidetail_socket_dropped_messages_total{tag="local"}`); !ok || v != 0 {
+		t.Errorf("unixgram drops = %v (found %v), want 0", v, ok)
+	}
+	if strings.Contains(body, `tag="stream"`) {
+		t.Errorf("a stream socket is listed:\n%s", body)
+	}
+	checkExposition(t, body)
 }

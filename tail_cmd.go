@@ -357,6 +357,7 @@ func (c *TailCmd) Run(ctx context.Context, s streams) error {
 	if cfg.Sockets, err = c.listenSockets(log); err != nil {
 		return err
 	}
+	mon.countDrops(c.sockets, cfg.Sockets)
 	out := tailer.NewOutput(stdout)
 	if c.MaxRate > 0 {
 		out.Pace(int(c.MaxRate))
