@@ -71,11 +71,13 @@ func (e *emitter) lines(lr *LineReader) error {
 		}
 		e.long = partial
 		var err error
+		start := e.m.OutputStart() // per run of lines: a clock read per write, not per line
 		if e.enc.plain && !partial {
 			err = e.out.write(seg)
 		} else {
 			e.buf, err = e.enc.writeSegment(e.out, e.buf, seg, partial, now)
 		}
+		e.m.OutputDone(start)
 		if err != nil {
 			return err
 		}
@@ -98,7 +100,10 @@ func (e *emitter) held(line []byte) error {
 		return nil
 	}
 	var err error
-	if e.buf, err = e.enc.writeSegment(e.out, e.buf, line, false, time.Now()); err != nil {
+	start := e.m.OutputStart()
+	e.buf, err = e.enc.writeSegment(e.out, e.buf, line, false, time.Now())
+	e.m.OutputDone(start)
+	if err != nil {
 		return err
 	}
 	e.written(len(line))
@@ -114,7 +119,10 @@ func (e *emitter) flushRecord() error {
 		return nil
 	}
 	var err error
-	if e.buf, err = e.enc.writeRecord(e.out, e.buf, rec, cut, e.rec.first); err != nil {
+	start := e.m.OutputStart()
+	e.buf, err = e.enc.writeRecord(e.out, e.buf, rec, cut, e.rec.first)
+	e.m.OutputDone(start)
+	if err != nil {
 		return err
 	}
 	e.written(len(rec))

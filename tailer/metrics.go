@@ -340,11 +340,21 @@ func (f *FileMetrics) CheckpointSaved(err error) {
 	f.c.lastSave.Store(time.Now().UnixNano())
 }
 
-// OutputWait counts time spent in one write to the output, waiting for the lock
-// (other files' writes) and for stdout itself.
-func (f *FileMetrics) OutputWait(d time.Duration) {
+// OutputStart returns when a write to the output begins, for OutputDone: the
+// zero time, without reading the clock, when metrics are off.
+func (f *FileMetrics) OutputStart() time.Time {
+	if f == nil {
+		return time.Time{}
+	}
+	return time.Now()
+}
+
+// OutputDone counts the time since start, spent in one write to the output (a
+// run of lines, a record): waiting for the lock (other files' writes), for
+// --max-rate and for stdout itself; with a prefix or JSON, encoding the run too.
+func (f *FileMetrics) OutputDone(start time.Time) {
 	if f != nil {
-		f.c.outputWait.Add(int64(d))
+		f.c.outputWait.Add(int64(time.Since(start)))
 	}
 }
 
