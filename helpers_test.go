@@ -364,3 +364,16 @@ func startAs(t *testing.T, uid uint32, args ...string) *proc {
 		c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
 	}, args...)
 }
+
+// tempDirIn returns a fresh folder in parent ("": the default temporary folder),
+// removed when the test ends: t.TempDir, on the filesystem parent is on (/dev/shm:
+// tmpfs).
+func tempDirIn(t *testing.T, parent string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp(parent, "sidetail-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}

@@ -342,11 +342,7 @@ func TestRotateMetrics(t *testing.T) {
 			}, []string{`sidetail_rotate_archived_bytes_total`, `sidetail_rotate_removed_bytes_total`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir, err := os.MkdirTemp(tc.parent, "sidetail-metrics-")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { os.RemoveAll(dir) })
+			dir := tempDirIn(t, tc.parent)
 			log := filepath.Join(dir, "app.log")
 			archive := filepath.Join(dir, "app-2026-01-01T00-00-00.000.log")
 			os.WriteFile(archive, []byte("old\n"), 0o644)

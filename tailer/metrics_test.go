@@ -37,7 +37,13 @@ func sample(t *testing.T, m *Metrics, name, labels string) float64 {
 // logFile creates a file holding content and opens it for reading.
 func logFile(t *testing.T, name, content string) *os.File {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
+	return createOpen(t, filepath.Join(t.TempDir(), name), content)
+}
+
+// createOpen writes content to path, replacing what it held, and opens it for
+// reading until the test ends.
+func createOpen(t *testing.T, path, content string) *os.File {
+	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -322,18 +328,7 @@ func TestReplacedKinds(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.log")
 	f := m.File("app", path)
-	open := func() *os.File {
-		t.Helper()
-		if err := os.WriteFile(path, []byte("x\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		file, err := os.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { file.Close() })
-		return file
-	}
+	open := func() *os.File { return createOpen(t, path, "x\n") }
 	old := open()
 	os.Rename(path, path+".1")
 	open()
@@ -408,5 +403,21 @@ func TestOutputWait(t *testing.T) {
 				t.Errorf("output wait %vs; the first write alone waited %v, the whole run took %v", got, blocked, took)
 			}
 		})
+	}
+}
+
+// Every counter has its family, a counter or a gauge.
+func TestCounterFamilies(t *testing.T) {
+	n := 0
+	for line := range strings.Lines(counterFamilies) {
+		name, rest, _ := strings.Cut(line, " ")
+		typ, help, _ := strings.Cut(rest, " ")
+		if (typ != string(prom.Counter) && typ != string(prom.Gauge)) || help == "" || strings.HasSuffix(name, "_total") != (typ == string(prom.Counter)) {
+			t.Errorf("family line %q: want NAME counter|gauge HELP, counters ending in _total", line)
+		}
+		n++
+	}
+	if n != int(numCounters) {
+		t.Errorf("%d families for %d counters", n, numCounters)
 	}
 }
