@@ -55,9 +55,15 @@ func (e *emitter) written(n int) {
 // runs of whole lines go out straight from the read buffer: one write, no copy.
 func (e *emitter) lines(lr *LineReader) error {
 	now := time.Now()
+	wrote := false
 	for {
 		seg, partial, ok := lr.Next()
 		if !ok {
+			if wrote {
+				// From the read to the last write: one more clock read per
+				// batch, where timing each write would take two.
+				e.m.OutputWait(now)
+			}
 			return nil
 		}
 		if e.rec != nil {
@@ -71,16 +77,15 @@ func (e *emitter) lines(lr *LineReader) error {
 		}
 		e.long = partial
 		var err error
-		start := e.m.OutputStart() // per run of lines: a clock read per write, not per line
 		if e.enc.plain && !partial {
 			err = e.out.write(seg)
 		} else {
 			e.buf, err = e.enc.writeSegment(e.out, e.buf, seg, partial, now)
 		}
-		e.m.OutputDone(start)
 		if err != nil {
 			return err
 		}
+		wrote = true
 		e.written(len(seg))
 		e.m.Emitted(seg)
 	}
@@ -100,9 +105,9 @@ func (e *emitter) held(line []byte) error {
 		return nil
 	}
 	var err error
-	start := e.m.OutputStart()
-	e.buf, err = e.enc.writeSegment(e.out, e.buf, line, false, time.Now())
-	e.m.OutputDone(start)
+	now := time.Now()
+	e.buf, err = e.enc.writeSegment(e.out, e.buf, line, false, now)
+	e.m.OutputWait(now)
 	if err != nil {
 		return err
 	}
@@ -119,9 +124,9 @@ func (e *emitter) flushRecord() error {
 		return nil
 	}
 	var err error
-	start := e.m.OutputStart()
+	start := e.m.Clock()
 	e.buf, err = e.enc.writeRecord(e.out, e.buf, rec, cut, e.rec.first)
-	e.m.OutputDone(start)
+	e.m.OutputWait(start)
 	if err != nil {
 		return err
 	}

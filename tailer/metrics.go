@@ -357,19 +357,21 @@ func (f *FileMetrics) CheckpointSaved(err error) {
 	f.c.n[cLastSave].Store(time.Now().UnixNano())
 }
 
-// OutputStart returns when a write to the output begins, for OutputDone: the
-// zero time, without reading the clock, when metrics are off.
-func (f *FileMetrics) OutputStart() time.Time {
+// Clock returns the time now, for OutputWait: the zero time, without reading
+// the clock, when metrics are off.
+func (f *FileMetrics) Clock() time.Time {
 	if f == nil {
 		return time.Time{}
 	}
 	return time.Now()
 }
 
-// OutputDone counts the time since start, spent in one write to the output (a
-// run of lines, a record): waiting for the lock (other files' writes), for
-// --max-rate and for stdout itself; with a prefix or JSON, encoding the run too.
-func (f *FileMetrics) OutputDone(start time.Time) {
+// OutputWait counts the time since start, spent writing a batch of lines (a
+// read's worth, a record) to the output: waiting for the lock (other files'
+// writes), for --max-rate and for stdout itself, and, with a prefix or JSON,
+// encoding the batch. Callers time batches, not lines or writes: a clock read
+// costs more than a batch's other counters.
+func (f *FileMetrics) OutputWait(start time.Time) {
 	if f != nil {
 		f.c.n[cOutputWait].Add(int64(time.Since(start)))
 	}
@@ -529,7 +531,7 @@ sidetail_records_cut_total counter Multiline records ended at --max-record.
 sidetail_checkpoint_saves_total counter Checkpoints saved.
 sidetail_checkpoint_errors_total counter Checkpoints that could not be saved.
 sidetail_checkpoint_last_save_timestamp_seconds gauge When a checkpoint was last saved (Unix time; 0: never); its age is time() minus this.
-sidetail_output_wait_seconds_total counter Time the tag's followers spent in writes to stdout, timed per write of a run of lines: waiting for other files' writes, for --max-rate and for stdout's reader (with a prefix or JSON, encoding the run too).
+sidetail_output_wait_seconds_total counter Time the tag's followers spent writing to stdout, timed per batch (a read's worth of lines, a multiline record), not per line: waiting for other files' writes, for --max-rate and for stdout's reader (with a prefix or JSON, encoding the batch too).
 `
 
 // writeCounters writes a family per counter.
