@@ -266,11 +266,7 @@ func TestCheckpointRandomKills(t *testing.T) {
 		{"rotate/tmpfs", "/dev/shm", 0, []string{"--rotate-max-size=64Ki", "--rotate-check-interval=5ms", "--rotate-max-files=1000"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			dir, err := os.MkdirTemp(c.parent, "sidetail-kills")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { os.RemoveAll(dir) })
+			dir := tempDirIn(t, c.parent)
 			path := filepath.Join(dir, "app.log")
 			args := append(c.args, path)
 			// A file rotated away before sidetail first opened the path was never

@@ -382,7 +382,15 @@ func startAs(t *testing.T, uid uint32, args ...string) *proc {
 // instead of collapsing), removed at its end.
 func tmpfsDir(t *testing.T) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("/dev/shm", "sidetail-e2e-")
+	return tempDirIn(t, "/dev/shm")
+}
+
+// tempDirIn returns a fresh folder in parent ("": the default temporary folder),
+// removed when the test ends: t.TempDir, on the filesystem parent is on (/dev/shm:
+// tmpfs).
+func tempDirIn(t *testing.T, parent string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp(parent, "sidetail-test-")
 	if err != nil {
 		t.Fatal(err)
 	}

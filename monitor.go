@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"runtime"
@@ -19,7 +20,6 @@ import (
 
 	"github.com/sidetail/sidetail/internal/prom"
 	"github.com/sidetail/sidetail/internal/status"
-	"github.com/sidetail/sidetail/rotate"
 	"github.com/sidetail/sidetail/tailer"
 )
 
@@ -31,6 +31,15 @@ type monitor struct {
 	tail    *tailer.Metrics // nil for the rotate command
 	out     *meteredWriter  // nil for the rotate command
 	rotate  *rotateMetrics
+
+	mu     sync.Mutex // the sockets are made after the server starts
+	dgrams []datagramSocket
+}
+
+// datagramSocket is a datagram socket source and its tag.
+type datagramSocket struct {
+	tag  string
+	sock *tailer.Socket
 }
 
 // checkMetricsAddr checks --metrics-addr before anything runs: host:port, with
@@ -82,6 +91,39 @@ func (m *monitor) followers() *tailer.Metrics {
 	return m.tail
 }
 
+// countDrops exposes the kernel's drop counts of the datagram sockets among
+// socks, made from specs; stream sockets drop nothing (their senders wait).
+func (m *monitor) countDrops(specs []tailer.SocketSpec, socks []*tailer.Socket) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i, spec := range specs {
+		if spec.Datagram() {
+			m.dgrams = append(m.dgrams, datagramSocket{spec.Tag, socks[i]})
+		}
+	}
+}
+
+// writeDrops writes the datagrams dropped, summed by tag, read from the sockets
+// now (a getsockopt each).
+func (m *monitor) writeDrops(w *prom.Writer) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.dgrams) == 0 {
+		return
+	}
+	drops := map[string]uint64{}
+	for _, d := range m.dgrams {
+		drops[d.tag] += d.sock.Dropped()
+	}
+	tags := slices.Sorted(maps.Keys(drops))
+	w.Each("sidetail_socket_dropped_messages_total", prom.Counter,
+		"Datagrams the kernel dropped because the socket's receive buffer (--socket-buffer) was full: stdout slower than the senders. Only UDP drops; unixgram senders wait.",
+		"tag", tags, func(i int) float64 { return float64(drops[tags[i]]) })
+}
+
 // serve answers requests until ctx is done, then returns once the listener is
 // closed; call it on its own goroutine.
 func (m *monitor) serve(ctx context.Context) {
@@ -120,6 +162,7 @@ func (m *monitor) exposition() []byte {
 	w.Int(1, "version", version, "goversion", runtime.Version())
 	m.tail.Write(&w)
 	m.out.write(&w)
+	m.writeDrops(&w)
 	m.rotate.write(&w)
 	writeRuntime(&w)
 	writeProcess(&w, m.started)
@@ -248,114 +291,4 @@ func (m *meteredWriter) write(w *prom.Writer) {
 		blocked = 1
 	}
 	w.Int(blocked)
-}
-
-// rotateMetrics counts the cuts of each rotated file. The path label is bounded:
-// rotation needs plain paths, never globs.
-type rotateMetrics struct {
-	mu    sync.Mutex
-	files map[string]*rotateCounters
-}
-
-type rotateCounters struct {
-	cuts                  map[rotate.Method]int64
-	archivedBytes, errors int64
-	removedBytes          int64
-}
-
-// cut records what one call of rotate.File.Cut on path did.
-func (r *rotateMetrics) cut(path string, method rotate.Method, res rotate.Result, err error) {
-	if r == nil {
-		return
-	}
-	var archived int64
-	if res.Archive != "" {
-		if info, serr := os.Stat(res.Archive); serr == nil {
-			archived = info.Size()
-		}
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	c := r.counters(path)
-	if err != nil {
-		c.errors++
-	}
-	if res.Archive != "" {
-		c.cuts[cutMethod(method, res)]++
-		c.archivedBytes += archived
-		c.removedBytes += res.Removed
-	}
-}
-
-// cutMethod is the method a cut used, as far as Result tells: a collapse removes
-// bytes; otherwise the configured method, unless auto chose.
-// TODO(rotate): take it from the Result once it says which method cut.
-func cutMethod(method rotate.Method, res rotate.Result) rotate.Method {
-	switch {
-	case res.Removed > 0:
-		return rotate.Collapse
-	case method == rotate.Auto || method == "":
-		return "punch_or_copytruncate"
-	}
-	return method
-}
-
-// counters returns path's counters, creating them; r.mu is held.
-func (r *rotateMetrics) counters(path string) *rotateCounters {
-	if r.files == nil {
-		r.files = map[string]*rotateCounters{}
-	}
-	c := r.files[path]
-	if c == nil {
-		c = &rotateCounters{cuts: map[rotate.Method]int64{}}
-		r.files[path] = c
-	}
-	return c
-}
-
-// track makes path appear in the exposition, at zero, before its first cut.
-func (r *rotateMetrics) track(path string) {
-	if r == nil {
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.counters(path)
-}
-
-func (r *rotateMetrics) write(w *prom.Writer) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.files) == 0 {
-		return
-	}
-	paths := make([]string, 0, len(r.files))
-	for p := range r.files {
-		paths = append(paths, p)
-	}
-	slices.Sort(paths)
-	w.Family("sidetail_rotate_cuts_total", prom.Counter, "Archives cut from the live file, by the method that removed them.")
-	for _, p := range paths {
-		c := r.files[p]
-		methods := make([]string, 0, len(c.cuts))
-		for m := range c.cuts {
-			methods = append(methods, string(m))
-		}
-		slices.Sort(methods)
-		for _, m := range methods {
-			w.Int(c.cuts[rotate.Method(m)], "path", p, "method", m)
-		}
-	}
-	w.Family("sidetail_rotate_archived_bytes_total", prom.Counter, "Bytes written to archives (compressed size with --compress).")
-	for _, p := range paths {
-		w.Int(r.files[p].archivedBytes, "path", p)
-	}
-	w.Family("sidetail_rotate_removed_bytes_total", prom.Counter, "Bytes collapsed out of the front of the live file.")
-	for _, p := range paths {
-		w.Int(r.files[p].removedBytes, "path", p)
-	}
-	w.Family("sidetail_rotate_errors_total", prom.Counter, "Cuts that failed (retried at the next check).")
-	for _, p := range paths {
-		w.Int(r.files[p].errors, "path", p)
-	}
 }

@@ -14,10 +14,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/sidetail/sidetail/internal/syncbuf"
+	"github.com/sidetail/sidetail/tailer"
 )
 
 // freePort returns a loopback port nobody listens on now.
@@ -101,7 +103,7 @@ func TestMetricsAddrBadInput(t *testing.T) {
 // line went out and nothing was left behind or given up.
 func TestPrometheusScrapes(t *testing.T) {
 	prometheus := needTool(t, "prometheus", "prometheus")
-	promtool := needTool(t, "promtool", "prometheus")
+	needTool(t, "promtool", "prometheus")
 	dir := t.TempDir()
 	log := filepath.Join(dir, "app.log")
 	sidetailAddr := "127.0.0.1:" + freePort(t)
@@ -147,11 +149,7 @@ scrape_configs:
 	if code != 200 {
 		t.Fatalf("GET /metrics: %d %s", code, body)
 	}
-	check := exec.Command(promtool, "check", "metrics")
-	check.Stdin = strings.NewReader(body)
-	if out, err := check.CombinedOutput(); err != nil {
-		t.Errorf("promtool check metrics: %v\n%s\nexposition:\n%s", err, out, body)
-	}
+	checkExposition(t, body)
 	t.Logf("/metrics after the rotation:\n%s", body)
 
 	// What Prometheus scraped. Each query is waited for: the last scrape may be up
@@ -310,32 +308,149 @@ func TestHealthzStall(t *testing.T) {
 	}
 }
 
-// TestRotateMetrics counts the cuts of the rotate command.
+// TestRotateMetrics makes every rotation metric move with real cuts: the rotate
+// command on tmpfs, where auto falls back from collapse to punch, with an archive
+// past --max-age and --max-files=1; the tail command's --rotate-* in the temporary
+// folder (ext4, as the rotate package's tests want it: collapse).
 func TestRotateMetrics(t *testing.T) {
-	dir := t.TempDir()
-	log := filepath.Join(dir, "app.log")
-	os.WriteFile(log, []byte(strings.Repeat(strings.Repeat("x", 99)+"\n", 2000)), 0o644) // 200 kB
-	addr := "127.0.0.1:" + freePort(t)
-	p := start(t, "rotate", "--metrics-addr="+addr, "--max-size=64Ki", "--check-interval=50ms", log)
-	// The method depends on the filesystem of the test's folder.
-	cuts := regexp.MustCompile(`(?m)^sidetail_rotate_cuts_total\{path="` + regexp.QuoteMeta(log) + `",method="(collapse|punch|punch_or_copytruncate)"\} [1-9]`)
-	var body string
-	waitUntil(t, func() bool {
-		_, body = get("http://" + addr + "/metrics")
-		return cuts.MatchString(body)
-	}, func() string { return "no cut counted in:\n" + body })
-	if v, _ := metric(body, `sidetail_rotate_archived_bytes_total{path="`+log+`"}`); v < 64<<10 {
-		t.Errorf("archived bytes = %v, want at least 64Ki", v)
+	old := time.Now().Add(-8 * 24 * time.Hour)
+	for _, tc := range []struct {
+		name, parent, method string
+		args                 []string
+		want                 map[string]float64 // samples, but for their path label
+		moved                []string           // samples that must be above 0
+	}{
+		{"rotate on tmpfs", "/dev/shm", "punch",
+			[]string{"rotate", "--max-size=64Ki", "--check-interval=50ms", "--max-files=1", "--max-age=7d"},
+			map[string]float64{
+				`sidetail_rotate_cuts_total{method="collapse"}`:                          0,
+				`sidetail_rotate_method_fallbacks_total{from="collapse",to="punch"}`:     1,
+				`sidetail_rotate_method_fallbacks_total{from="punch",to="copytruncate"}`: 0,
+				`sidetail_rotate_archives_deleted_total{reason="age"}`:                   1,
+				`sidetail_rotate_archives_deleted_total{reason="count"}`:                 1,
+				`sidetail_rotate_removed_bytes_total`:                                    0,
+				`sidetail_rotate_errors_total`:                                           0,
+			}, []string{`sidetail_rotate_archived_bytes_total`}},
+		{"tail --rotate-*", "", "collapse",
+			[]string{"--rotate-max-size=64Ki", "--rotate-check-interval=50ms", "--state-dir="},
+			map[string]float64{
+				`sidetail_rotate_cuts_total{method="punch"}`:                         0,
+				`sidetail_rotate_method_fallbacks_total{from="collapse",to="punch"}`: 0,
+				`sidetail_rotate_archives_deleted_total{reason="age"}`:               0,
+				`sidetail_rotate_archives_deleted_total{reason="count"}`:             0,
+				`sidetail_rotate_errors_total`:                                       0,
+			}, []string{`sidetail_rotate_archived_bytes_total`, `sidetail_rotate_removed_bytes_total`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := tempDirIn(t, tc.parent)
+			log := filepath.Join(dir, "app.log")
+			archive := filepath.Join(dir, "app-2026-01-01T00-00-00.000.log")
+			os.WriteFile(archive, []byte("old\n"), 0o644)
+			os.Chtimes(archive, old, old)
+			chunk := []byte(strings.Repeat(strings.Repeat("x", 99)+"\n", 2000)) // 200 kB
+			os.WriteFile(log, chunk, 0o644)
+			addr := "127.0.0.1:" + freePort(t)
+			p := start(t, append(tc.args, "--metrics-addr="+addr, log)...)
+			// Two cuts: the second appends to a file the first cut.
+			tc.want[`sidetail_rotate_cuts_total{method="`+tc.method+`"}`] = 2
+			var body string
+			scrape := func(sample string, want float64) func() bool {
+				return func() bool {
+					_, body = get("http://" + addr + "/metrics")
+					v, ok := metric(body, withPath(sample, log))
+					return ok && v == want
+				}
+			}
+			waitUntil(t, scrape(`sidetail_rotate_cuts_total{method="`+tc.method+`"}`, 1), func() string { return "no first cut in:\n" + body })
+			f := openAppend(t, log)
+			f.Write(chunk)
+			f.Close()
+			for sample, want := range tc.want {
+				waitUntil(t, scrape(sample, want), func() string { return fmt.Sprintf("%s is not %v in:\n%s", sample, want, body) })
+			}
+			for _, sample := range tc.moved {
+				if v, _ := metric(body, withPath(sample, log)); v <= 0 {
+					t.Errorf("%s = %v, want > 0", sample, v)
+				}
+			}
+			checkExposition(t, body)
+			t.Logf("/metrics after two cuts:\n%s", body)
+			for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/nope": 404} {
+				if code, body := get("http://" + addr + path); code != want {
+					t.Errorf("GET %s: %d %q, want %d", path, code, body, want)
+				}
+			}
+			if code := p.stop(t); code != 0 {
+				t.Errorf("exit %d", code)
+			}
+		})
 	}
-	if v, ok := metric(body, `sidetail_rotate_errors_total{path="`+log+`"}`); !ok || v != 0 {
-		t.Errorf("errors = %v (found %v), want 0", v, ok)
+}
+
+// withPath adds the label path="path" first to a sample's labels.
+func withPath(sample, path string) string {
+	label := `path="` + path + `"`
+	if name, labels, ok := strings.Cut(sample, "{"); ok {
+		return name + "{" + label + "," + labels
 	}
-	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/nope": 404} {
-		if code, body := get("http://" + addr + path); code != want {
-			t.Errorf("GET %s: %d %q, want %d", path, code, body, want)
+	return sample + "{" + label + "}"
+}
+
+// checkExposition validates an exposition with promtool (its format and the
+// naming conventions).
+func checkExposition(t *testing.T, body string) {
+	t.Helper()
+	check := exec.Command(needTool(t, "promtool", "prometheus"), "check", "metrics")
+	check.Stdin = strings.NewReader(body)
+	if out, err := check.CombinedOutput(); err != nil {
+		t.Errorf("promtool check metrics: %v\n%s\nexposition:\n%s", err, out, body)
+	}
+}
+
+// TestSocketDropsMetric fills a real UDP socket nobody reads: the kernel drops
+// what its buffer cannot hold, and the exposition counts it under the socket's
+// tag. A unixgram socket shows 0; a stream socket, which cannot drop, is not
+// listed.
+func TestSocketDropsMetric(t *testing.T) {
+	var specs []tailer.SocketSpec
+	var socks []*tailer.Socket
+	for _, u := range [][2]string{{"syslog", "udp://127.0.0.1:0"}, {"local", "unixgram://" + filepath.Join(t.TempDir(), "log.sock")}, {"stream", "tcp://127.0.0.1:0"}} {
+		spec, err := tailer.ParseSocketURL(u[0], u[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		sock, err := tailer.Listen(spec, tailer.SocketOptions{Buffer: 64 << 10}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(sock.Close)
+		specs, socks = append(specs, spec), append(socks, sock)
+	}
+	m := &monitor{rotate: &rotateMetrics{}, started: time.Now()}
+	m.countDrops(specs, socks)
+	c, err := net.Dial("udp", socks[0].Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const sent = 2000
+	msg := []byte(strings.Repeat("x", 200))
+	for range sent {
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if code := p.stop(t); code != 0 {
-		t.Errorf("exit %d", code)
+	body := string(m.exposition())
+	// Loopback delivers in the sender's write: every datagram is queued or
+	// dropped by now.
+	if v, ok := metric(body, `sidetail_socket_dropped_messages_total{tag="syslog"}`); !ok || v == 0 || v >= sent {
+		t.Errorf("syslog drops = %v (found %v), want some of %d", v, ok, sent)
 	}
+	if v, ok := metric(body, `sidetail_socket_dropped_messages_total{tag="local"}`); !ok || v != 0 {
+		t.Errorf("unixgram drops = %v (found %v), want 0", v, ok)
+	}
+	if strings.Contains(body, `tag="stream"`) {
+		t.Errorf("a stream socket is listed:\n%s", body)
+	}
+	checkExposition(t, body)
 }

@@ -107,7 +107,7 @@ func cutEvery(ctx context.Context, cfg rotate.Config, paths []string, interval t
 	for ctx.Err() == nil {
 		for _, p := range paths {
 			r, err := files[p].CutAll()
-			cuts.cut(p, cfg.Method, r, err)
+			cuts.cut(p, r, err)
 			if err != nil {
 				cfg.Log.Error("cannot rotate file, retrying", "path", p, "err", err)
 			}

@@ -357,6 +357,7 @@ func (c *TailCmd) Run(ctx context.Context, s streams) error {
 	if cfg.Sockets, err = c.listenSockets(log); err != nil {
 		return err
 	}
+	mon.countDrops(c.sockets, cfg.Sockets)
 	out := tailer.NewOutput(stdout)
 	if c.MaxRate > 0 {
 		out.Pace(int(c.MaxRate))
@@ -395,7 +396,7 @@ func (c *TailCmd) wireRotation(cfg *tailer.Config, cuts *rotateMetrics) {
 	// Each follower calls these for its own path only, from its own goroutine.
 	cfg.Cut = func(path string, reading fs.FileInfo, emitted int64) (int64, error) {
 		r, err := files[path].Cut(emitted, reading)
-		cuts.cut(path, c.rotate.Method, r, err)
+		cuts.cut(path, r, err)
 		return r.Removed, err
 	}
 	cfg.Removed = func(path string, reading fs.FileInfo) (int64, error) {

@@ -162,12 +162,16 @@ func (f *File) prune(keep int) error {
 			if err != nil {
 				return fmt.Errorf("delete old archive: %w", err)
 			}
+			f.deleted.ByAge++
 			continue
 		}
 		kept = append(kept, name)
 	}
 	for len(kept) > max(keep, 0) {
-		if err := os.Remove(kept[0]); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		switch err := os.Remove(kept[0]); {
+		case err == nil:
+			f.deleted.ByCount++
+		case !errors.Is(err, fs.ErrNotExist):
 			return fmt.Errorf("delete old archive: %w", err)
 		}
 		kept = kept[1:]

@@ -31,6 +31,9 @@ type File struct {
 	st        state
 	loaded    bool // st was read from disk and the step a crash interrupted finished
 	warned    bool // the copytruncate warning was given
+	// What the call under way did besides its cut, for its Result.
+	fallbacks []Fallback
+	deleted   Deleted
 	// afterStep, set by tests, is called after each step of a cut with its name,
 	// so that a test can kill the process right there.
 	afterStep func(step string)
@@ -54,14 +57,6 @@ func NewFile(path string, cfg Config) *File {
 	return &File{path: path, cfg: cfg, log: cfg.Log, dir: dir, stem: strings.TrimSuffix(base, ext), ext: ext, method: method}
 }
 
-// Result says what a cut did.
-type Result struct {
-	Archive string // the archive written; empty when nothing was archived
-	// Removed is how many bytes this call took from the front of the file
-	// (collapse): every offset in it moved down by this much.
-	Removed int64
-}
-
 // plan is where a cut goes.
 type plan struct {
 	start int64 // the first byte not archived
@@ -78,7 +73,8 @@ func (f *File) CutAll() (Result, error) { return f.Cut(-1, nil) }
 // nil, the cut is made only if the path still names that file. A missing file is
 // not an error: it is waited for. With MaxFiles 0 nothing is archived: the bytes
 // below limit, which must be given, are discarded.
-func (f *File) Cut(limit int64, reading fs.FileInfo) (Result, error) {
+func (f *File) Cut(limit int64, reading fs.FileInfo) (r Result, err error) {
+	defer f.report(&r)
 	if f.cfg.MaxFiles == 0 && limit < 0 {
 		return Result{}, fmt.Errorf("cut %s: no archives kept and no reader's offset: nothing says what may go", f.path)
 	}
@@ -103,7 +99,6 @@ func (f *File) Cut(limit int64, reading fs.FileInfo) (Result, error) {
 	if err != nil || !ok {
 		return Result{Removed: rolled}, err
 	}
-	var r Result
 	if f.method == CopyTruncate {
 		r, err = f.copyTruncate(live, p.start, limit)
 	} else {
@@ -156,7 +151,11 @@ func (f *File) cut(live *os.File, p plan) (Result, error) {
 		}
 	}
 	removed, err := f.removeHead(live, p)
-	return Result{Archive: name, Removed: removed}, err
+	r := Result{Archive: name, Removed: removed}
+	if err == nil {
+		r.Method = f.method // the one that worked, or copytruncate, which takes the head next time
+	}
+	return r, err
 }
 
 // archive writes [p.start, p.to) into an archive and names it, the name recorded
@@ -245,6 +244,7 @@ func (f *File) removeHead(live *os.File, p plan) (int64, error) {
 		}
 		next := map[Method]Method{Collapse: Punch, Punch: CopyTruncate}[f.method]
 		f.log.Info("filesystem cannot "+string(f.method)+", using "+string(next), "path", f.path)
+		f.fallbacks = append(f.fallbacks, Fallback{From: f.method, To: next})
 		f.method = next
 	}
 }
@@ -443,7 +443,10 @@ func (f *File) copyTruncate(live *os.File, start, limit int64) (Result, error) {
 	f.step(stepTruncate)
 	st = st.settled()
 	st.Start = 0
-	return Result{Archive: name}, f.save(st)
+	if err := f.save(st); err != nil {
+		return Result{Archive: name}, err
+	}
+	return Result{Archive: name, Method: CopyTruncate}, nil
 }
 
 // archiveAll archives the file from start until it stops growing, so that

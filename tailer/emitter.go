@@ -55,9 +55,15 @@ func (e *emitter) written(n int) {
 // runs of whole lines go out straight from the read buffer: one write, no copy.
 func (e *emitter) lines(lr *LineReader) error {
 	now := time.Now()
+	wrote := false
 	for {
 		seg, partial, ok := lr.Next()
 		if !ok {
+			if wrote {
+				// From the read to the last write: one more clock read per
+				// batch, where timing each write would take two.
+				e.m.OutputWait(now)
+			}
 			return nil
 		}
 		if e.rec != nil {
@@ -79,6 +85,7 @@ func (e *emitter) lines(lr *LineReader) error {
 		if err != nil {
 			return err
 		}
+		wrote = true
 		e.written(len(seg))
 		e.m.Emitted(seg)
 	}
@@ -98,7 +105,10 @@ func (e *emitter) held(line []byte) error {
 		return nil
 	}
 	var err error
-	if e.buf, err = e.enc.writeSegment(e.out, e.buf, line, false, time.Now()); err != nil {
+	now := time.Now()
+	e.buf, err = e.enc.writeSegment(e.out, e.buf, line, false, now)
+	e.m.OutputWait(now)
+	if err != nil {
 		return err
 	}
 	e.written(len(line))
@@ -114,7 +124,10 @@ func (e *emitter) flushRecord() error {
 		return nil
 	}
 	var err error
-	if e.buf, err = e.enc.writeRecord(e.out, e.buf, rec, cut, e.rec.first); err != nil {
+	start := e.m.Clock()
+	e.buf, err = e.enc.writeRecord(e.out, e.buf, rec, cut, e.rec.first)
+	e.m.OutputWait(start)
+	if err != nil {
 		return err
 	}
 	e.written(len(rec))

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -56,13 +58,28 @@ var rotationNames = [numRotations]string{"rename", "truncate", "delete", "symlin
 
 // tagCounters are the counters of one tag, shared by its files.
 type tagCounters struct {
-	emittedLines, emittedBytes, readBytes atomic.Int64
-	rotations                             [numRotations]atomic.Int64
-	opened, abandoned, longLinesCut       atomic.Int64
-	records, recordsCut                   atomic.Int64
-	saves, saveErrors, lastSave           atomic.Int64 // lastSave: Unix nanoseconds
-	outputWait                            atomic.Int64 // nanoseconds
+	n         [numCounters]atomic.Int64
+	rotations [numRotations]atomic.Int64
 }
+
+// counter is one of a tag's counters; counterFamilies says how each is exposed.
+type counter int
+
+const (
+	cEmittedLines counter = iota
+	cEmittedBytes
+	cReadBytes
+	cOpened
+	cAbandoned
+	cLongLinesCut
+	cRecords
+	cRecordsCut
+	cSaves
+	cSaveErrors
+	cLastSave   // Unix nanoseconds
+	cOutputWait // nanoseconds
+	numCounters
+)
 
 // FileMetrics is what one follower publishes. Its methods are called from the
 // follower's goroutine (Pin and Unpin also from its pinning goroutine).
@@ -200,7 +217,7 @@ func (f *FileMetrics) Close() {
 // Opened counts a file opened for reading.
 func (f *FileMetrics) Opened() {
 	if f != nil {
-		f.c.opened.Add(1)
+		f.c.n[cOpened].Add(1)
 	}
 }
 
@@ -221,7 +238,7 @@ func (f *FileMetrics) Read(n int) {
 	if f == nil {
 		return
 	}
-	f.c.readBytes.Add(int64(n))
+	f.c.n[cReadBytes].Add(int64(n))
 	f.readOff.Add(int64(n))
 	f.progress.Add(int64(n))
 }
@@ -249,8 +266,8 @@ func (f *FileMetrics) EmittedLast(p []byte) {
 }
 
 func (f *FileMetrics) emitted(p []byte, lines int) {
-	f.c.emittedLines.Add(int64(lines))
-	f.c.emittedBytes.Add(int64(len(p)))
+	f.c.n[cEmittedLines].Add(int64(lines))
+	f.c.n[cEmittedBytes].Add(int64(len(p)))
 	f.emittedOff.Add(int64(len(p)))
 	f.progress.Add(int64(len(p)))
 }
@@ -305,14 +322,14 @@ func (f *FileMetrics) Unpin(file *os.File) {
 // --max-pinned-bytes. Any other policy that gives bytes up must count them here.
 func (f *FileMetrics) Abandoned(n int64) {
 	if f != nil {
-		f.c.abandoned.Add(n)
+		f.c.n[cAbandoned].Add(n)
 	}
 }
 
 // LongLineCut counts a line longer than --max-line cut into pieces.
 func (f *FileMetrics) LongLineCut() {
 	if f != nil {
-		f.c.longLinesCut.Add(1)
+		f.c.n[cLongLinesCut].Add(1)
 	}
 }
 
@@ -321,9 +338,9 @@ func (f *FileMetrics) Record(cut bool) {
 	if f == nil {
 		return
 	}
-	f.c.records.Add(1)
+	f.c.n[cRecords].Add(1)
 	if cut {
-		f.c.recordsCut.Add(1)
+		f.c.n[cRecordsCut].Add(1)
 	}
 }
 
@@ -333,18 +350,30 @@ func (f *FileMetrics) CheckpointSaved(err error) {
 		return
 	}
 	if err != nil {
-		f.c.saveErrors.Add(1)
+		f.c.n[cSaveErrors].Add(1)
 		return
 	}
-	f.c.saves.Add(1)
-	f.c.lastSave.Store(time.Now().UnixNano())
+	f.c.n[cSaves].Add(1)
+	f.c.n[cLastSave].Store(time.Now().UnixNano())
 }
 
-// OutputWait counts time spent in one write to the output, waiting for the lock
-// (other files' writes) and for stdout itself.
-func (f *FileMetrics) OutputWait(d time.Duration) {
+// Clock returns the time now, for OutputWait: the zero time, without reading
+// the clock, when metrics are off.
+func (f *FileMetrics) Clock() time.Time {
+	if f == nil {
+		return time.Time{}
+	}
+	return time.Now()
+}
+
+// OutputWait counts the time since start, spent writing a batch of lines (a
+// read's worth, a record) to the output: waiting for the lock (other files'
+// writes), for --max-rate and for stdout itself, and, with a prefix or JSON,
+// encoding the batch. Callers time batches, not lines or writes: a clock read
+// costs more than a batch's other counters.
+func (f *FileMetrics) OutputWait(start time.Time) {
 	if f != nil {
-		f.c.outputWait.Add(int64(d))
+		f.c.n[cOutputWait].Add(int64(time.Since(start)))
 	}
 }
 
@@ -442,32 +471,33 @@ func (m *Metrics) sortedFiles() []*FileMetrics {
 
 // snapshot returns the tags in order, their counters, and the state of their files
 // measured now (sizes, lag, pinned and deleted-but-held bytes).
-func (m *Metrics) snapshot() (tags []string, counters []*tagCounters, states map[string]*tagState) {
+func (m *Metrics) snapshot() (tags []string, counters []*tagCounters, states []tagState) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for t := range m.tags {
-		tags = append(tags, t)
-	}
-	slices.Sort(tags)
+	tags = slices.Sorted(maps.Keys(m.tags))
 	counters = make([]*tagCounters, len(tags))
 	for i, t := range tags {
 		counters[i] = m.tags[t]
 	}
-	states = map[string]*tagState{}
+	states = make([]tagState, len(tags))
 	for _, f := range m.sortedFiles() {
-		s := f.state()
-		ts := states[f.tag]
-		if ts == nil {
-			ts = &tagState{}
-			states[f.tag] = ts
-		}
-		ts.followed++
-		ts.size += s.size
-		ts.lag += s.lag
-		ts.pinned += int64(s.pinned)
-		ts.deletedHeld += s.deletedHeld
+		i, _ := slices.BinarySearch(tags, f.tag) // a file's tag has counters
+		states[i].add(f.state())
 	}
 	return tags, counters, states
+}
+
+// tagState sums what the files of one tag hold now.
+type tagState struct {
+	followed, size, lag, pinned, deletedHeld int64
+}
+
+func (ts *tagState) add(s fileState) {
+	ts.followed++
+	ts.size += s.size
+	ts.lag += s.lag
+	ts.pinned += int64(s.pinned)
+	ts.deletedHeld += s.deletedHeld
 }
 
 // Write appends the followers' metric families to w.
@@ -476,69 +506,57 @@ func (m *Metrics) Write(w *prom.Writer) {
 		return
 	}
 	tags, counters, states := m.snapshot()
-	counter := func(name, help string, v func(*tagCounters) int64) {
-		w.Family(name, prom.Counter, help)
-		for i, t := range tags {
-			w.Int(v(counters[i]), "tag", t)
-		}
-	}
-	gauge := func(name, help string, v func(*tagState) int64) {
-		w.Family(name, prom.Gauge, help)
-		for _, t := range tags {
-			s := states[t]
-			if s == nil {
-				s = &tagState{}
-			}
-			w.Int(v(s), "tag", t)
-		}
-	}
-	counter("sidetail_emitted_lines_total", "Lines of the tag's files written to stdout (a line cut into pieces counts once).",
-		func(c *tagCounters) int64 { return c.emittedLines.Load() })
-	counter("sidetail_emitted_bytes_total", "Bytes of the tag's files written to stdout, before formatting.",
-		func(c *tagCounters) int64 { return c.emittedBytes.Load() })
-	counter("sidetail_read_bytes_total", "Bytes read from the tag's files.",
-		func(c *tagCounters) int64 { return c.readBytes.Load() })
-	gauge("sidetail_file_size_bytes", "Size of the files being read.",
-		func(s *tagState) int64 { return s.size })
-	gauge("sidetail_lag_bytes", "Bytes in the tag's files not written to stdout yet: size minus the emitted offset of the file being read, plus all of the pinned files after it.",
-		func(s *tagState) int64 { return s.lag })
-	gauge("sidetail_files_followed", "Files being followed.",
-		func(s *tagState) int64 { return s.followed })
+	writeCounters(w, tags, counters)
 	w.Family("sidetail_rotations_total", prom.Counter, "Rotations seen, by kind.")
 	for i, t := range tags {
 		for k, name := range rotationNames {
 			w.Int(counters[i].rotations[k].Load(), "tag", t, "kind", name)
 		}
 	}
-	counter("sidetail_files_opened_total", "Files opened for reading (each file that took the path).",
-		func(c *tagCounters) int64 { return c.opened.Load() })
-	gauge("sidetail_files_pinned", "Files held open that took the path while an older one was still being read.",
-		func(s *tagState) int64 { return s.pinned })
-	gauge("sidetail_pinned_deleted_bytes", "Disk space held by deleted files we still hold open to read them.",
-		func(s *tagState) int64 { return s.deletedHeld })
-	counter("sidetail_abandoned_bytes_total", "Bytes given up without being written to stdout: only past --max-pinned-bytes (off by default), so 0 unless that is set.",
-		func(c *tagCounters) int64 { return c.abandoned.Load() })
-	counter("sidetail_long_lines_cut_total", "Lines longer than --max-line, cut into pieces.",
-		func(c *tagCounters) int64 { return c.longLinesCut.Load() })
-	counter("sidetail_records_total", "Multiline records written.",
-		func(c *tagCounters) int64 { return c.records.Load() })
-	counter("sidetail_records_cut_total", "Multiline records ended at --max-record.",
-		func(c *tagCounters) int64 { return c.recordsCut.Load() })
-	counter("sidetail_checkpoint_saves_total", "Checkpoints saved.",
-		func(c *tagCounters) int64 { return c.saves.Load() })
-	counter("sidetail_checkpoint_errors_total", "Checkpoints that could not be saved.",
-		func(c *tagCounters) int64 { return c.saveErrors.Load() })
-	w.Family("sidetail_checkpoint_last_save_timestamp_seconds", prom.Gauge, "When a checkpoint was last saved (Unix time; 0: never); its age is time() minus this.")
-	for i, t := range tags {
-		w.Sample(float64(counters[i].lastSave.Load())/1e9, "tag", t)
-	}
-	w.Family("sidetail_output_wait_seconds_total", prom.Counter, "Time spent writing to stdout, including waiting for other files' writes.")
-	for i, t := range tags {
-		w.Sample(float64(counters[i].outputWait.Load())/1e9, "tag", t)
+	for _, f := range stateFamilies {
+		w.Each(f.name, prom.Gauge, f.help, "tag", tags, func(i int) float64 { return float64(f.value(&states[i])) })
 	}
 }
 
-// tagState sums what the files of one tag hold now.
-type tagState struct {
-	followed, size, lag, pinned, deletedHeld int64
+// counterFamilies exposes the counters, a line each in their order: name, type
+// and help text. A name in seconds is exposed from nanoseconds.
+const counterFamilies = `sidetail_emitted_lines_total counter Lines of the tag's files written to stdout (a line cut into pieces counts once).
+sidetail_emitted_bytes_total counter Bytes of the tag's files written to stdout, before formatting.
+sidetail_read_bytes_total counter Bytes read from the tag's files.
+sidetail_files_opened_total counter Files opened for reading (each file that took the path).
+sidetail_abandoned_bytes_total counter Bytes given up without being written to stdout: only past --max-pinned-bytes (off by default), so 0 unless that is set.
+sidetail_long_lines_cut_total counter Lines longer than --max-line, cut into pieces.
+sidetail_records_total counter Multiline records written.
+sidetail_records_cut_total counter Multiline records ended at --max-record.
+sidetail_checkpoint_saves_total counter Checkpoints saved.
+sidetail_checkpoint_errors_total counter Checkpoints that could not be saved.
+sidetail_checkpoint_last_save_timestamp_seconds gauge When a checkpoint was last saved (Unix time; 0: never); its age is time() minus this.
+sidetail_output_wait_seconds_total counter Time the tag's followers spent writing to stdout, timed per batch (a read's worth of lines, a multiline record), not per line: waiting for other files' writes, for --max-rate and for stdout's reader (with a prefix or JSON, encoding the batch too).
+`
+
+// writeCounters writes a family per counter.
+func writeCounters(w *prom.Writer, tags []string, counters []*tagCounters) {
+	c := counter(0)
+	for line := range strings.Lines(counterFamilies) {
+		name, rest, _ := strings.Cut(line, " ")
+		typ, help, _ := strings.Cut(strings.TrimSuffix(rest, "\n"), " ")
+		unit := 1.0
+		if strings.HasSuffix(strings.TrimSuffix(name, "_total"), "_seconds") {
+			unit = 1e9
+		}
+		w.Each(name, prom.Type(typ), help, "tag", tags, func(i int) float64 { return float64(counters[i].n[c].Load()) / unit })
+		c++
+	}
+}
+
+// stateFamilies are the gauges of what the tags' files hold now.
+var stateFamilies = []struct {
+	name, help string
+	value      func(*tagState) int64
+}{
+	{"sidetail_file_size_bytes", "Size of the files being read.", func(s *tagState) int64 { return s.size }},
+	{"sidetail_lag_bytes", "Bytes in the tag's files not written to stdout yet: size minus the emitted offset of the file being read, plus all of the pinned files after it.", func(s *tagState) int64 { return s.lag }},
+	{"sidetail_files_followed", "Files being followed.", func(s *tagState) int64 { return s.followed }},
+	{"sidetail_files_pinned", "Files held open that took the path while an older one was still being read.", func(s *tagState) int64 { return s.pinned }},
+	{"sidetail_pinned_deleted_bytes", "Disk space held by deleted files we still hold open to read them.", func(s *tagState) int64 { return s.deletedHeld }},
 }

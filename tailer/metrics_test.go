@@ -1,12 +1,15 @@
 package tailer
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,7 +37,13 @@ func sample(t *testing.T, m *Metrics, name, labels string) float64 {
 // logFile creates a file holding content and opens it for reading.
 func logFile(t *testing.T, name, content string) *os.File {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
+	return createOpen(t, filepath.Join(t.TempDir(), name), content)
+}
+
+// createOpen writes content to path, replacing what it held, and opens it for
+// reading until the test ends.
+func createOpen(t *testing.T, path, content string) *os.File {
+	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +74,7 @@ func TestNilMetricsDoNothing(t *testing.T) {
 	f.LongLineCut()
 	f.Record(true)
 	f.CheckpointSaved(nil)
-	f.OutputWait(time.Second)
+	f.OutputWait(f.Clock())
 	f.Ready()
 	f.Close()
 	m.Expect()()
@@ -179,19 +188,17 @@ func TestCounters(t *testing.T) {
 	a.CheckpointSaved(nil)
 	a.CheckpointSaved(errors.New("disk full"))
 	a.Abandoned(0)
-	b.OutputWait(1500 * time.Millisecond)
 	b.Rotation(RotationTruncate)
 	b.Rotation(RotationDelete)
 	b.Rotation(RotationSymlink)
 	for name, want := range map[string]float64{
-		"sidetail_long_lines_cut_total":      2,
-		"sidetail_records_total":             2,
-		"sidetail_records_cut_total":         1,
-		"sidetail_checkpoint_saves_total":    1,
-		"sidetail_checkpoint_errors_total":   1,
-		"sidetail_abandoned_bytes_total":     0,
-		"sidetail_output_wait_seconds_total": 1.5,
-		"sidetail_files_followed":            2,
+		"sidetail_long_lines_cut_total":    2,
+		"sidetail_records_total":           2,
+		"sidetail_records_cut_total":       1,
+		"sidetail_checkpoint_saves_total":  1,
+		"sidetail_checkpoint_errors_total": 1,
+		"sidetail_abandoned_bytes_total":   0,
+		"sidetail_files_followed":          2,
 	} {
 		if got := sample(t, m, name, `tag="app"`); got != want {
 			t.Errorf("%s = %v, want %v", name, got, want)
@@ -285,25 +292,22 @@ func TestHealth(t *testing.T) {
 	}
 }
 
-// BenchmarkFileMetrics is what a follower adds per 16 KiB batch of 100-byte lines.
+// BenchmarkFileMetrics is what a follower adds per 16 KiB batch of 100-byte lines,
+// its write timed from the clock reading the emitter takes anyway.
 func BenchmarkFileMetrics(b *testing.B) {
 	batch := []byte(strings.Repeat(strings.Repeat("x", 99)+"\n", 164))
-	b.Run("off", func(b *testing.B) {
-		var f *FileMetrics
-		b.SetBytes(int64(len(batch)))
-		for b.Loop() {
-			f.Read(len(batch))
-			f.Emitted(batch)
-		}
-	})
-	b.Run("on", func(b *testing.B) {
-		f := NewMetrics(time.Minute).File("app", "app.log")
-		b.SetBytes(int64(len(batch)))
-		for b.Loop() {
-			f.Read(len(batch))
-			f.Emitted(batch)
-		}
-	})
+	read := time.Now()
+	for _, m := range []*Metrics{nil, NewMetrics(time.Minute)} {
+		b.Run(map[bool]string{true: "off", false: "on"}[m == nil], func(b *testing.B) {
+			f := m.File("app", "app.log")
+			b.SetBytes(int64(len(batch)))
+			for b.Loop() {
+				f.Read(len(batch))
+				f.Emitted(batch)
+				f.OutputWait(read)
+			}
+		})
+	}
 }
 
 func TestEmittedLastCountsWholeRecords(t *testing.T) {
@@ -321,18 +325,7 @@ func TestReplacedKinds(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.log")
 	f := m.File("app", path)
-	open := func() *os.File {
-		t.Helper()
-		if err := os.WriteFile(path, []byte("x\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		file, err := os.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { file.Close() })
-		return file
-	}
+	open := func() *os.File { return createOpen(t, path, "x\n") }
 	old := open()
 	os.Rename(path, path+".1")
 	open()
@@ -351,5 +344,77 @@ func TestReplacedKinds(t *testing.T) {
 		if got := sample(t, m, "sidetail_rotations_total", `tag="app",kind="`+kind+`"`); got != 1 {
 			t.Errorf("%s rotations = %v, want 1", kind, got)
 		}
+	}
+}
+
+// gate is an output whose first write waits until the test opens it; it notes
+// when that write began waiting and when it was let through.
+type gate struct {
+	entered chan time.Time
+	open    chan struct{}
+	opened  time.Time
+	once    sync.Once
+}
+
+func (g *gate) Write(p []byte) (int, error) {
+	g.once.Do(func() {
+		g.entered <- time.Now()
+		<-g.open
+		g.opened = time.Now()
+	})
+	return len(p), nil
+}
+
+// The time a follower's write waits for the output counts in its tag's
+// output wait, whichever way its lines go out: runs of raw lines, encoded
+// (JSON), or multiline records.
+func TestOutputWait(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	if err := os.WriteFile(path, []byte(strings.Repeat("a line of the log\n", 10_000)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, cfg := range map[string]Config{
+		"raw":       {},
+		"json":      {Format: Format{JSON: true}},
+		"multiline": {Multiline: &Multiline{Start: map[string]*regexp.Regexp{"": regexp.MustCompile(`^a`)}, Timeout: time.Minute, MaxRecord: 1 << 20}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			m := NewMetrics(time.Minute)
+			cfg.Metrics, cfg.MaxLine, cfg.PollInterval, cfg.Log = m, 1<<20, time.Hour, slog.New(slog.DiscardHandler)
+			g := &gate{entered: make(chan time.Time), open: make(chan struct{})}
+			// A done context: Run reads the file to its end, writes it and returns.
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			began := time.Now()
+			done := make(chan error, 1)
+			go func() { done <- Run(ctx, cfg, []Source{{Tag: "app", Path: path}}, NewOutput(g)) }()
+			entered := <-g.entered
+			close(g.open)
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			took := time.Since(began)
+			blocked := g.opened.Sub(entered)
+			got := sample(t, m, "sidetail_output_wait_seconds_total", `tag="app"`)
+			if got < blocked.Seconds() || got > took.Seconds() {
+				t.Errorf("output wait %vs; the first write alone waited %v, the whole run took %v", got, blocked, took)
+			}
+		})
+	}
+}
+
+// Every counter has its family, a counter or a gauge.
+func TestCounterFamilies(t *testing.T) {
+	n := 0
+	for line := range strings.Lines(counterFamilies) {
+		name, rest, _ := strings.Cut(line, " ")
+		typ, help, _ := strings.Cut(rest, " ")
+		if (typ != string(prom.Counter) && typ != string(prom.Gauge)) || help == "" || strings.HasSuffix(name, "_total") != (typ == string(prom.Counter)) {
+			t.Errorf("family line %q: want NAME counter|gauge HELP, counters ending in _total", line)
+		}
+		n++
+	}
+	if n != int(numCounters) {
+		t.Errorf("%d families for %d counters", n, numCounters)
 	}
 }

@@ -67,6 +67,15 @@ func (w *Writer) Sample(v float64, labels ...string) {
 // Int writes a sample with an integer value.
 func (w *Writer) Int(v int64, labels ...string) { w.Sample(float64(v), labels...) }
 
+// Each writes a family with one sample per key, labelled label=key: the series
+// of one metric across tags or paths.
+func (w *Writer) Each(name string, t Type, help, label string, keys []string, v func(i int) float64) {
+	w.Family(name, t, help)
+	for i, k := range keys {
+		w.Sample(v(i), label, k)
+	}
+}
+
 // Bytes returns the exposition written so far.
 func (w *Writer) Bytes() []byte { return w.buf }
 

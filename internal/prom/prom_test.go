@@ -79,3 +79,17 @@ func FuzzLabelValue(f *testing.F) {
 		}
 	})
 }
+
+func TestEach(t *testing.T) {
+	var w Writer
+	values := []float64{3, 0.5}
+	w.Each("sidetail_lag_bytes", Gauge, "Bytes behind.", "tag", []string{"app", "db"}, func(i int) float64 { return values[i] })
+	want := `# HELP sidetail_lag_bytes Bytes behind.
+# TYPE sidetail_lag_bytes gauge
+sidetail_lag_bytes{tag="app"} 3
+sidetail_lag_bytes{tag="db"} 0.5
+`
+	if got := string(w.Bytes()); got != want {
+		t.Errorf("exposition:\n%s\nwant:\n%s", got, want)
+	}
+}
