@@ -28,9 +28,7 @@ const hangGuard = 60 * time.Second
 // relayed is the output of Run over sockets, read line by line by the test. Until
 // open is called nothing is read, so Run's writes block as on a stalled stdout.
 type relayed struct {
-	mu       sync.Mutex
-	lines    []string
-	n        atomic.Int64
+	lines    syncbuf.Lines
 	progress chan struct{}
 	gate     chan struct{}
 	done     chan struct{}
@@ -38,21 +36,17 @@ type relayed struct {
 
 func (o *relayed) open() { close(o.gate) }
 
-func (o *relayed) output() []string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return append([]string(nil), o.lines...)
-}
+func (o *relayed) output() []string { return o.lines.All() }
 
 // waitFor waits until at least n lines came out.
-func (o *relayed) waitFor(t *testing.T, n int64) {
+func (o *relayed) waitFor(t *testing.T, n int) {
 	t.Helper()
 	timeout := time.After(hangGuard)
-	for o.n.Load() < n {
+	for o.lines.Len() < n {
 		select {
 		case <-o.progress:
 		case <-timeout:
-			t.Fatalf("%d lines of %d came out", o.n.Load(), n)
+			t.Fatalf("%d lines of %d came out", o.lines.Len(), n)
 		}
 	}
 }
@@ -81,23 +75,12 @@ func serveSockets(t *testing.T, cfg Config, opts SocketOptions, urls ...string) 
 	go func() {
 		defer close(out.done)
 		<-out.gate
-		r := bufio.NewReaderSize(pr, 1<<20)
-		for {
-			line, err := r.ReadString('\n')
-			if line != "" {
-				out.mu.Lock()
-				out.lines = append(out.lines, line)
-				out.mu.Unlock()
-				out.n.Add(1)
-				select {
-				case out.progress <- struct{}{}:
-				default:
-				}
+		out.lines.Collect(pr, func() {
+			select {
+			case out.progress <- struct{}{}:
+			default:
 			}
-			if err != nil {
-				return
-			}
-		}
+		})
 	}()
 	ctx, cancel := context.WithCancel(context.Background())
 	result := make(chan error, 1)
@@ -199,7 +182,7 @@ func TestSocketTransports(t *testing.T) {
 						case s.spec.Datagram():
 							// UDP has no flow control: stay a window ahead of the output
 							// so this test measures relaying, not drops.
-							for sent.Load()-out.n.Load() > 2000 {
+							for sent.Load()-int64(out.lines.Len()) > 2000 {
 								select {
 								case <-out.progress:
 								case <-time.After(hangGuard):
@@ -382,30 +365,31 @@ func TestSocketMaxLine(t *testing.T) {
 }
 
 func TestParseSocketURL(t *testing.T) {
-	for _, tt := range []struct{ in, network, address, tag, err string }{
-		{"unixgram:///run/log/app.sock", "unixgram", "/run/log/app.sock", "app", ""},
-		{"unix:///dev/log", "unix", "/dev/log", "log", ""},
-		{"udp://", "udp", "127.0.0.1:514", "udp-514", ""},
-		{"udp://:1514", "udp", "127.0.0.1:1514", "udp-1514", ""},
-		{"tcp://0.0.0.0", "tcp", "0.0.0.0:601", "tcp-601", ""},
-		{"tcp://[::1]:6514", "tcp", "[::1]:6514", "tcp-6514", ""},
-		{"unix://run/log/app.sock", "", "", "", "absolute socket path"},
-		{"unix:///run/log/", "", "", "", "absolute socket path"},
-		{"udp://127.0.0.1:99999", "", "", "", "not a port"},
-		{"udp://127.0.0.1:514/x", "", "", "", "HOST:PORT only"},
-		{"tcp://h:1?x=1", "", "", "", "no user, query"},
-		{"http://127.0.0.1", "", "", "", "unsupported scheme"},
-		{"udp://[::1", "", "", "", "malformed URL"},
+	for _, tt := range []struct{ in, network, address, tag string }{
+		{"unixgram:///run/log/app.sock", "unixgram", "/run/log/app.sock", "app"},
+		{"unix:///dev/log", "unix", "/dev/log", "log"},
+		{"udp://", "udp", "127.0.0.1:514", "udp-514"},
+		{"udp://:1514", "udp", "127.0.0.1:1514", "udp-1514"},
+		{"tcp://0.0.0.0", "tcp", "0.0.0.0:601", "tcp-601"},
+		{"tcp://[::1]:6514", "tcp", "[::1]:6514", "tcp-6514"},
 	} {
 		s, err := ParseSocketURL("", tt.in)
-		if tt.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tt.err) {
-				t.Errorf("%s: error %v, want %q", tt.in, err, tt.err)
-			}
-			continue
-		}
 		if err != nil || s.Network != tt.network || s.Address != tt.address || s.Tag != tt.tag {
 			t.Errorf("%s: %+v, %v", tt.in, s, err)
+		}
+	}
+	// Each bad URL and what its error must say.
+	for in, want := range map[string]string{
+		"unix://run/log/app.sock": "absolute socket path",
+		"unix:///run/log/":        "absolute socket path",
+		"udp://127.0.0.1:99999":   "not a port",
+		"udp://127.0.0.1:514/x":   "HOST:PORT only",
+		"tcp://h:1?x=1":           "no user, query",
+		"http://127.0.0.1":        "unsupported scheme",
+		"udp://[::1":              "malformed URL",
+	} {
+		if _, err := ParseSocketURL("", in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want %q", in, err, want)
 		}
 	}
 }
