@@ -501,3 +501,64 @@ func TestSocketDrainLargeDatagrams(t *testing.T) {
 	}
 	checkSenders(t, out.output(), counts...)
 }
+
+// SIGTERM while senders keep sending: the drain reads what the kernel held and
+// ends, and what came out of each sender is its messages in order with none
+// missing, the last perhaps cut where the drain stopped (a stream's half message).
+func TestSocketDrainEndlessSenders(t *testing.T) {
+	dir := t.TempDir()
+	socks, out, stop := serveSockets(t, Config{}, SocketOptions{Buffer: 1 << 20},
+		"unix://"+filepath.Join(dir, "s.sock"), "unixgram://"+filepath.Join(dir, "d.sock"), "tcp://127.0.0.1:0")
+	out.open()
+	var wg sync.WaitGroup
+	var conns []net.Conn
+	for i, s := range socks {
+		c, err := net.Dial(s.spec.Network, s.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		wg.Go(func() {
+			var buf []byte
+			for seq := 0; ; seq++ {
+				buf = endlessMsg(buf[:0], i, seq)
+				if !s.spec.Datagram() {
+					buf = append(buf, '\n')
+				}
+				if _, err := c.Write(buf); err != nil {
+					return // the socket closed at the end of the drain
+				}
+			}
+		})
+	}
+	out.waitFor(t, 1000)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range conns {
+		c.Close() // a unixgram sender may wait for room in a queue nobody reads
+	}
+	wg.Wait()
+	next := make([]int, len(socks))
+	cut := make([]bool, len(socks))
+	for _, line := range out.output() {
+		var i int
+		if _, err := fmt.Sscanf(line, "c%d ", &i); err != nil || i >= len(socks) || cut[i] {
+			t.Fatalf("unexpected line %q after %v", line, next)
+		}
+		want := string(endlessMsg(nil, i, next[i])) + "\n"
+		if line != want {
+			// Only the last line of a stream may be cut, and only at its end.
+			if socks[i].spec.Datagram() || !strings.HasPrefix(want, strings.TrimSuffix(line, "\n")) {
+				t.Fatalf("sender %d: %q, want %q", i, line, want)
+			}
+			cut[i] = true
+		}
+		next[i]++
+	}
+	t.Logf("messages out per sender: %v", next)
+}
+
+func endlessMsg(dst []byte, sender, seq int) []byte {
+	return fmt.Appendf(dst, "c%d %d %s", sender, seq, strings.Repeat("x", seq%100))
+}
