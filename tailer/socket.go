@@ -568,17 +568,21 @@ func (s *Socket) acceptBacklog(serve func(net.Conn)) {
 			unix.Shutdown(int(fd), unix.SHUT_RD)
 			return
 		}
-		// On a listener the kernel reports its accept queue's length here.
+		// On a listener, tcpi_unacked is the length of its accept queue.
 		if info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
 			queued = int(info.Unacked)
 		}
 	})
-	for ; queued != 0; queued-- {
+	for queued != 0 {
 		c, err := s.acceptQueued()
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		queued--
 		switch {
 		case errors.Is(err, unix.EAGAIN):
 			return
-		case errors.Is(err, unix.ECONNABORTED) || errors.Is(err, unix.EINTR):
+		case errors.Is(err, unix.ECONNABORTED):
 			continue // that one was reset by its client; the rest still wait
 		case err != nil:
 			s.log.Error("connections not yet accepted at shutdown were lost", "path", s.spec.URL, "err", err)
@@ -662,8 +666,9 @@ func (s *Socket) serveConn(ctx context.Context, c net.Conn, cfg *Config, out *Ou
 // drain at SIGTERM reads, so a sender that keeps writing does not hold us up.
 // Where the kernel cannot say, its receive buffer bounds it.
 func queuedBytes(rc syscall.RawConn) int {
-	n, err := 0, error(nil)
+	var n int
 	rc.Control(func(fd uintptr) {
+		var err error
 		if n, err = unix.IoctlGetInt(int(fd), unix.SIOCINQ); err != nil {
 			n, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
 			n = max(n, readSize)
