@@ -5,7 +5,6 @@ package main
 // lines, and writers that rotate the file each way.
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -54,8 +52,7 @@ const deadline = 60 * time.Second
 // proc is a running sidetail whose stdout is collected line by line.
 type proc struct {
 	cmd    *exec.Cmd
-	mu     sync.Mutex
-	lines  []string
+	lines  syncbuf.Lines
 	stderr syncbuf.Buffer
 	eof    chan struct{}
 }
@@ -82,18 +79,7 @@ func startWith(t *testing.T, setup func(*exec.Cmd), args ...string) *proc {
 	}
 	go func() {
 		defer close(p.eof)
-		r := bufio.NewReaderSize(out, 1<<20)
-		for {
-			line, err := r.ReadString('\n')
-			if line != "" {
-				p.mu.Lock()
-				p.lines = append(p.lines, line)
-				p.mu.Unlock()
-			}
-			if err != nil {
-				return
-			}
-		}
+		p.lines.Collect(out, nil)
 	}()
 	t.Cleanup(func() {
 		if p.cmd.ProcessState == nil {
@@ -104,24 +90,14 @@ func startWith(t *testing.T, setup func(*exec.Cmd), args ...string) *proc {
 	return p
 }
 
-func (p *proc) count() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.lines)
-}
+func (p *proc) count() int { return p.lines.Len() }
 
 // seen reports whether a line containing s came out.
 func (p *proc) seen(s string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return slices.ContainsFunc(p.lines, func(l string) bool { return strings.Contains(l, s) })
+	return slices.ContainsFunc(p.lines.All(), func(l string) bool { return strings.Contains(l, s) })
 }
 
-func (p *proc) output() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.lines...)
-}
+func (p *proc) output() []string { return p.lines.All() }
 
 // waitLines waits until at least n lines came out.
 func (p *proc) waitLines(t *testing.T, n int) {

@@ -1,14 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 )
@@ -185,4 +189,91 @@ func TestSocketBadInput(t *testing.T) {
 	if data, err := os.ReadFile(regular); err != nil || string(data) != "keep" {
 		t.Errorf("the regular file was touched: %q, %v", data, err)
 	}
+}
+
+// SIGTERM while stdout is stalled, with real clients in every state: a unix
+// stream sender whose bytes wait in the kernel behind the stalled output, a tcp
+// sender stopped in the middle of a message, a tcp client connected and silent,
+// datagrams queued on both datagram sockets. Everything the kernel held comes
+// out, the half message as it is, and sidetail exits 0: a client that held it up
+// would end it at --drain-timeout with exit 1.
+func TestSocketSIGTERM(t *testing.T) {
+	dir := t.TempDir()
+	urls := []string{"unix://" + filepath.Join(dir, "s.sock"), "unixgram://" + filepath.Join(dir, "d.sock"),
+		"udp://127.0.0.1:0", "tcp://127.0.0.1:0"}
+	p, open := startStalled(t, append([]string{"--state-dir=", "--socket-format=lines"}, urls...)...)
+	dial := func(url string) net.Conn {
+		c, err := net.Dial(strings.SplitN(url, ":", 2)[0], p.addrOf(t, url))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	want := map[string]int{"f": 2000, "h": 50, "d": 5, "u": 200}
+	// About 110 KiB: the pipe takes 64 KiB, the rest waits in the kernel, charged
+	// to the sender, whose default buffer holds it all, so the write returns.
+	if _, err := dial(urls[0]).Write((&lineGen{stream: "f"}).next(want["f"])); err != nil {
+		t.Fatal(err)
+	}
+	h := &lineGen{stream: "h"}
+	half := string(h.next(want["h"] + 1))
+	half = half[:len(half)-20]
+	if _, err := io.WriteString(dial(urls[3]), half); err != nil {
+		t.Fatal(err)
+	}
+	half = half[strings.LastIndexByte(half, '\n')+1:] + "\n"
+	dial(urls[3]) // connected, silent
+	for _, s := range []struct{ stream, url string }{{"d", urls[1]}, {"u", urls[2]}} {
+		c, g := dial(s.url), &lineGen{stream: s.stream}
+		for range want[s.stream] {
+			if _, err := c.Write(bytes.TrimSuffix(g.next(1), []byte("\n"))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	open()
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, p.stderr.String())
+	}
+	lines := p.output()
+	i := slices.Index(lines, half)
+	if i < 0 {
+		t.Fatalf("the half message %q did not come out as it was", half)
+	}
+	checkStreams(t, slices.Delete(lines, i, i+1), noPrefix, want)
+}
+
+// startStalled starts sidetail with a stdout nobody reads until open is called:
+// its writes block once the pipe is full, as behind a stalled node agent.
+func startStalled(t *testing.T, args ...string) (p *proc, open func()) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = &proc{cmd: exec.Command(bin, args...), eof: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = w, &p.stderr
+	err = p.cmd.Start()
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := make(chan struct{})
+	go func() {
+		defer close(p.eof)
+		defer r.Close()
+		<-gate
+		p.lines.Collect(r, nil)
+	}()
+	open = sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(func() {
+		open()
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Kill()
+			p.cmd.Wait()
+		}
+	})
+	return p, open
 }

@@ -24,8 +24,7 @@ const maxFrameDigits = 9
 // hands out a message longer than max in pieces, so memory stays within
 // max+readSize whatever a client sends (a length header of 999999999 included).
 type Framer struct {
-	buf  []byte
-	r, w int // buf[r:w] is read but not yet handed out
+	readBuf
 	max  int
 	mode framing
 	left int // octet counting: bytes of the current frame still to hand out; -1 between frames
@@ -43,34 +42,7 @@ func NewFramer(max int) *Framer {
 func (fr *Framer) Octets() bool { return fr.mode == framingOctets }
 
 // Fill does one read from src into the buffer and returns what that read returned.
-func (fr *Framer) Fill(src io.Reader) (int, error) {
-	if fr.r == fr.w {
-		fr.r, fr.w = 0, 0
-		if len(fr.buf) > 2*readSize {
-			fr.buf = nil // a long message is done: give its memory back
-		}
-	}
-	if fr.buf == nil {
-		fr.buf = make([]byte, readSize)
-	}
-	if len(fr.buf)-fr.w < readSize/2 {
-		if fr.r > 0 {
-			fr.w = copy(fr.buf, fr.buf[fr.r:fr.w])
-			fr.r = 0
-		}
-		if len(fr.buf)-fr.w < readSize/2 {
-			// Only a message piece shorter than max gets here; Next hands it out
-			// once it reaches max, so the buffer never exceeds max+readSize.
-			size := max(min(2*len(fr.buf), fr.max+1+readSize), fr.w+readSize)
-			grown := make([]byte, size)
-			fr.w = copy(grown, fr.buf[:fr.w])
-			fr.buf = grown
-		}
-	}
-	n, err := src.Read(fr.buf[fr.w:])
-	fr.w += n
-	return n, err
-}
+func (fr *Framer) Fill(src io.Reader) (int, error) { return fr.fill(src, fr.max, nil) }
 
 // Next returns the next message, without its framing (the newline or the length
 // header), or a piece of at most max bytes of a longer one: partial is then true

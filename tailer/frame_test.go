@@ -17,18 +17,14 @@ func frames(t *testing.T, input string, chunk, max int) (msgs []string, octets b
 	var cur strings.Builder
 	for {
 		_, err := fr.Fill(src)
-		for {
-			msg, partial, ok := fr.Next()
-			if !ok {
-				break
-			}
+		eachPiece(fr, func(msg []byte, partial bool) {
 			if len(msg) > max {
 				t.Fatalf("piece of %d bytes, max %d", len(msg), max)
 			}
 			cur.Write(msg)
 			if partial {
 				msgs = append(msgs, string(msg)+"+")
-				continue
+				return
 			}
 			msgs = append(msgs, string(msg))
 			if fr.Octets() {
@@ -37,7 +33,7 @@ func frames(t *testing.T, input string, chunk, max int) (msgs []string, octets b
 				b.WriteString(cur.String() + "\n")
 			}
 			cur.Reset()
-		}
+		})
 		if len(fr.buf) > max+1+2*readSize {
 			t.Fatalf("buffer grew to %d bytes, max %d", len(fr.buf), max)
 		}

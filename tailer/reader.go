@@ -17,8 +17,7 @@ const readSize = 16 << 10
 // line until its newline arrives, so memory stays within max+readSize whatever the
 // input.
 type LineReader struct {
-	buf  []byte
-	r, w int // buf[r:w] is read but not yet handed out
+	readBuf
 	max  int
 	pool *sync.Pool // nil: buffers are made, not shared
 	// clean is how many bytes from r are known to hold no newline, so a long line
@@ -36,47 +35,7 @@ func NewLineReader(max int) *LineReader {
 }
 
 // Fill does one read from src into the buffer and returns what that read returned.
-func (lr *LineReader) Fill(src io.Reader) (int, error) {
-	if lr.r == lr.w {
-		lr.r, lr.w = 0, 0
-		if len(lr.buf) > 2*readSize {
-			lr.buf = nil // a long line is done: give its memory back
-		}
-	}
-	if lr.buf == nil && lr.pool != nil {
-		lr.buf = lr.pool.Get().(*[readSize]byte)[:]
-	}
-	if lr.buf == nil {
-		lr.buf = make([]byte, readSize)
-	}
-	if len(lr.buf)-lr.w < readSize/2 {
-		if lr.r > 0 {
-			lr.w = copy(lr.buf, lr.buf[lr.r:lr.w])
-			lr.r = 0
-		}
-		if len(lr.buf)-lr.w < readSize/2 {
-			// Only a partial line longer than the buffer gets here, and Next hands
-			// out pieces once it passes max, so the buffer never exceeds max+readSize.
-			size := 2 * len(lr.buf)
-			if size > lr.max/4 {
-				// Go to the largest size at once from a quarter of it: the smaller
-				// buffers before it are garbage the collector may not have taken
-				// yet, and their sum stays below half of max, so memory peaks
-				// below 1.5 times max.
-				size = lr.max + 1 + readSize
-			}
-			if size < lr.w+readSize/2 {
-				size = lr.w + readSize
-			}
-			grown := make([]byte, size)
-			lr.w = copy(grown, lr.buf[:lr.w])
-			lr.buf = grown
-		}
-	}
-	n, err := src.Read(lr.buf[lr.w:])
-	lr.w += n
-	return n, err
-}
+func (lr *LineReader) Fill(src io.Reader) (int, error) { return lr.fill(src, lr.max, lr.pool) }
 
 // Next returns the next segment to emit: either a run of whole lines, each ending in
 // '\n' and at most max bytes long, or, with partial true, a piece of a longer line

@@ -22,6 +22,23 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 	return k, nil
 }
 
+// splitter is what LineReader and Framer share: one read in, pieces out.
+type splitter interface {
+	Fill(src io.Reader) (int, error)
+	Next() (piece []byte, partial, ok bool)
+}
+
+// eachPiece hands emit each piece sp has ready.
+func eachPiece(sp splitter, emit func(piece []byte, partial bool)) {
+	for {
+		p, partial, ok := sp.Next()
+		if !ok {
+			return
+		}
+		emit(p, partial)
+	}
+}
+
 type piece struct {
 	text    string
 	partial bool
@@ -45,18 +62,14 @@ func split(t *testing.T, input string, chunk, max int, flush bool) []piece {
 	}
 	for {
 		n, err := lr.Fill(src)
-		for {
-			seg, partial, ok := lr.Next()
-			if !ok {
-				break
-			}
+		eachPiece(lr, func(seg []byte, partial bool) {
 			for _, line := range strings.SplitAfter(string(seg), "\n") {
 				if len(strings.TrimSuffix(line, "\n")) > max {
 					t.Fatalf("line longer than max %d: %q", max, line)
 				}
 			}
 			collect(seg, partial)
-		}
+		})
 		if lr.Buffered() > max {
 			t.Fatalf("holding %d bytes, more than max %d", lr.Buffered(), max)
 		}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -99,7 +100,8 @@ type Socket struct {
 	stream net.Listener // unix, tcp
 	dgram  net.Conn     // unixgram, udp
 	raw    syscall.RawConn
-	rcvbuf int // what the kernel granted: bounds the drain at shutdown
+	rcvbuf int // what the kernel granted: bounds a udp drain at shutdown
+	qlen   int // net.unix.max_dgram_qlen when we listened: bounds a unixgram drain
 
 	dropped   atomic.Uint64
 	closeOnce sync.Once
@@ -157,10 +159,28 @@ func (s *Socket) listen() error {
 			return err
 		}
 	}
+	if s.spec.Network == "unixgram" {
+		s.qlen = maxDgramQlen()
+	}
 	if s.dgram != nil {
 		return s.setBuffer()
 	}
 	return nil
+}
+
+// maxDgramQlen returns net.unix.max_dgram_qlen, which the kernel gave the socket
+// we just made as the length of its queue. Without /proc, it assumes a long queue:
+// the drain at SIGTERM then reads longer, not less.
+func maxDgramQlen() int {
+	data, err := os.ReadFile("/proc/sys/net/unix/max_dgram_qlen")
+	if err != nil {
+		return 1 << 10
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || n < 0 {
+		return 1 << 10
+	}
+	return n
 }
 
 // removeStale removes a socket file nobody listens on any more (left by a previous
@@ -363,15 +383,15 @@ func (s *Socket) serveDatagrams(ctx context.Context, cfg *Config, out *Output) e
 	r := s.newRelay(cfg)
 	d := &datagramReader{s: s, buf: make([]byte, maxDatagram), oob: make([]byte, unix.CmsgSpace(4))}
 	drain := false
-	budget := 0 // bytes the drain may still read
+	var held heldBound // what the drain may still read
 	for {
 		n, err := d.recv(!drain)
 		if errors.Is(err, os.ErrDeadlineExceeded) && !drain {
 			// SIGTERM: what the kernel holds now is ours to write, without
-			// waiting for more. A sender that keeps going is cut off after about
-			// a buffer's worth.
+			// waiting for more. A sender that keeps going is cut off once we
+			// have read as much as the queue can hold.
 			drain = true
-			budget = max(s.rcvbuf, maxDatagram)
+			held = s.held()
 			s.dgram.SetReadDeadline(time.Time{})
 			continue
 		}
@@ -383,8 +403,7 @@ func (s *Socket) serveDatagrams(ctx context.Context, cfg *Config, out *Output) e
 		}
 		now := time.Now()
 		s.split(r, d.buf[:n], now)
-		budget -= n
-		if drain && budget <= 0 {
+		if drain && held.take(n) {
 			return r.flush(out)
 		}
 		// More queued? Take it into the same write.
@@ -399,6 +418,29 @@ func (s *Socket) serveDatagrams(ctx context.Context, cfg *Config, out *Output) e
 			return err
 		}
 	}
+}
+
+// heldBound is at least what the kernel held for a datagram socket when the drain
+// at SIGTERM began. The drain ends when the queue is empty or once it has read
+// both this many bytes and this many datagrams.
+type heldBound struct{ bytes, datagrams int }
+
+func (h *heldBound) take(n int) (done bool) {
+	h.bytes -= n
+	h.datagrams--
+	return h.bytes <= 0 && h.datagrams <= 0
+}
+
+func (s *Socket) held() heldBound {
+	if s.spec.Network == "unixgram" {
+		// Unix datagrams are charged to their senders' buffers, not to ours, so
+		// our buffer says nothing about how many bytes are queued: the queue's
+		// length does. The kernel refuses a datagram once more than qlen wait.
+		return heldBound{datagrams: s.qlen + 1}
+	}
+	// UDP queues while what it holds is within our buffer, so at most one
+	// datagram goes past it.
+	return heldBound{bytes: s.rcvbuf + maxDatagram}
 }
 
 // split hands one datagram to the relay, in pieces of at most --max-line bytes.
@@ -473,10 +515,12 @@ func (s *Socket) serveStream(ctx context.Context, cfg *Config, out *Output) erro
 	var wg sync.WaitGroup
 	var failOnce sync.Once
 	var failed error
-	fail := func(err error) {
-		if err != nil {
-			failOnce.Do(func() { failed = err })
-		}
+	serve := func(c net.Conn) {
+		wg.Go(func() {
+			if err := s.serveConn(ctx, c, cfg, out); err != nil {
+				failOnce.Do(func() { failed = err })
+			}
+		})
 	}
 	defer wg.Wait()
 	type deadliner interface{ SetDeadline(time.Time) error }
@@ -501,36 +545,66 @@ func (s *Socket) serveStream(ctx context.Context, cfg *Config, out *Output) erro
 			s.log.Error("accept failed; source stopped", "path", s.spec.URL, "err", err)
 			return nil
 		}
-		wg.Go(func() { fail(s.serveConn(ctx, c, cfg, out)) })
+		serve(c)
 	}
 	// SIGTERM: connections the kernel completed but we had not accepted yet hold
-	// messages too. Take them without waiting, then stop listening.
-	s.stream.(deadliner).SetDeadline(time.Time{})
-	for {
-		c, err := s.acceptQueued()
-		if err != nil {
-			break
-		}
-		wg.Go(func() { fail(s.serveConn(ctx, c, cfg, out)) })
-	}
+	// messages too. The past deadline that ended Accept would fail any further
+	// Accept before it looks at the queue, so they are taken with accept4.
+	s.acceptBacklog(serve)
 	s.Close()
 	wg.Wait()
 	return failed
 }
 
-// acceptQueued accepts a connection already queued, without waiting.
+// acceptBacklog stops accepting and hands serve the connections the kernel holds
+// in the listen queue. A unix listener shut for reading refuses new connections
+// (the client sees ECONNREFUSED) and keeps the queue, so the queue is taken to its
+// end. TCP has no such shutdown (it drops the queue), so as many connections are
+// taken as were queued when we looked; one completed after that is reset at close.
+func (s *Socket) acceptBacklog(serve func(net.Conn)) {
+	queued := -1 // unknown: until the queue is empty
+	s.raw.Control(func(fd uintptr) {
+		if s.spec.Network == "unix" {
+			unix.Shutdown(int(fd), unix.SHUT_RD)
+			return
+		}
+		// On a listener, tcpi_unacked is the length of its accept queue.
+		if info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+			queued = int(info.Unacked)
+		}
+	})
+	for queued != 0 {
+		c, err := s.acceptQueued()
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		queued--
+		switch {
+		case errors.Is(err, unix.EAGAIN):
+			return
+		case errors.Is(err, unix.ECONNABORTED):
+			continue // that one was reset by its client; the rest still wait
+		case err != nil:
+			s.log.Error("connections not yet accepted at shutdown were lost", "path", s.spec.URL, "err", err)
+			return
+		}
+		serve(c)
+	}
+}
+
+// acceptQueued accepts a connection already queued, without waiting. It goes
+// through Control: the listener's RawConn has no Read (it returns EINVAL), and the
+// descriptor is non-blocking, so accept4 returns EAGAIN once the queue is empty.
 func (s *Socket) acceptQueued() (net.Conn, error) {
 	var nfd int
 	var aerr error
-	err := s.raw.Read(func(fd uintptr) bool {
+	if err := s.raw.Control(func(fd uintptr) {
 		nfd, _, aerr = unix.Accept4(int(fd), unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK)
-		return true
-	})
-	if err == nil {
-		err = aerr
-	}
-	if err != nil {
+	}); err != nil {
 		return nil, err
+	}
+	if aerr != nil {
+		return nil, aerr
 	}
 	f := os.NewFile(uintptr(nfd), "accepted")
 	defer f.Close()
@@ -572,7 +646,7 @@ func (s *Socket) serveConn(ctx context.Context, c net.Conn, cfg *Config, out *Ou
 			if cerr != nil {
 				break
 			}
-			src = &queuedReader{raw: rc, left: max(s.rcvbufOf(rc), readSize)}
+			src = &queuedReader{raw: rc, left: queuedBytes(rc)}
 			continue
 		}
 		if err != nil {
@@ -588,9 +662,18 @@ func (s *Socket) serveConn(ctx context.Context, c net.Conn, cfg *Config, out *Ou
 	return r.flush(out)
 }
 
-func (s *Socket) rcvbufOf(rc syscall.RawConn) int {
-	n := 0
-	rc.Control(func(fd uintptr) { n, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF) })
+// queuedBytes returns how many bytes the kernel holds for a connection: what the
+// drain at SIGTERM reads, so a sender that keeps writing does not hold us up.
+// Where the kernel cannot say, its receive buffer bounds it.
+func queuedBytes(rc syscall.RawConn) int {
+	var n int
+	rc.Control(func(fd uintptr) {
+		var err error
+		if n, err = unix.IoctlGetInt(int(fd), unix.SIOCINQ); err != nil {
+			n, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
+			n = max(n, readSize)
+		}
+	})
 	return n
 }
 
