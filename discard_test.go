@@ -169,12 +169,11 @@ func (w *paceWriter) run(t *testing.T, path string, rate int) (stop func() int) 
 // lastSeq is the sequence number of the last line of stream out so far, -1 if
 // none (or if it is not a whole line of it).
 func (p *proc) lastSeq(stream string) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.lines) == 0 {
+	last := p.lines.Last()
+	if last == "" {
 		return -1
 	}
-	f := strings.SplitN(p.lines[len(p.lines)-1], " ", 3)
+	f := strings.SplitN(last, " ", 3)
 	n, err := strconv.Atoi(f[min(1, len(f)-1)])
 	if len(f) != 3 || f[0] != stream || err != nil || !strings.HasSuffix(f[2], "\n") {
 		return -1

@@ -46,3 +46,13 @@ func (l *Lines) All() []string {
 	defer l.mu.Unlock()
 	return append([]string(nil), l.lines...)
 }
+
+// Last returns the latest line so far, "" if none came yet.
+func (l *Lines) Last() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.lines) == 0 {
+		return ""
+	}
+	return l.lines[len(l.lines)-1]
+}
