@@ -290,9 +290,23 @@ func renameRotation(t *testing.T, path string) func(*os.File, int) *os.File {
 	}
 }
 
-func deleteRotation(t *testing.T, path string) func(*os.File, int) *os.File {
+// deleteRotation deletes the file once sidetail holds it open: a file deleted
+// before anyone opened it is gone for every reader, and a loaded machine can keep
+// sidetail from opening a new file before the writer has filled it.
+func deleteRotation(t *testing.T, p *proc, path string) func(*os.File, int) *os.File {
 	return func(f *os.File, _ int) *os.File {
+		info, err := f.Stat()
+		if err != nil {
+			t.Error(err)
+		}
 		f.Close()
+		// Polled with t.Error, not waitUntil: writers run on goroutines of their own.
+		for end := time.Now().Add(deadline); !holds(p.cmd.Process.Pid, info); time.Sleep(time.Millisecond) {
+			if time.Now().After(end) {
+				t.Errorf("sidetail did not open %s: %s", path, p.stderr.String())
+				break
+			}
+		}
 		if err := os.Remove(path); err != nil {
 			t.Error(err)
 		}

@@ -65,7 +65,7 @@ func TestRotationKinds(t *testing.T) {
 				}
 				f.Close()
 			case "delete":
-				rotate = deleteRotation(t, path)
+				rotate = deleteRotation(t, p, path)
 			case "symlink":
 				rotate = symlinkRotation(t, path)
 			case "copytruncate":
@@ -96,7 +96,7 @@ func TestThreeFiles(t *testing.T) {
 	p := start(t, append([]string{"--prefix", "[{tag}] "}, args...)...)
 	var wg sync.WaitGroup
 	wg.Go(func() { writeRotating(t, p, paths["a"], "a", 210_000, 10_000, renameRotation(t, paths["a"])) })
-	wg.Go(func() { writeRotating(t, p, paths["b"], "b", 210_000, 10_000, deleteRotation(t, paths["b"])) })
+	wg.Go(func() { writeRotating(t, p, paths["b"], "b", 210_000, 10_000, deleteRotation(t, p, paths["b"])) })
 	wg.Go(func() { writeRotating(t, p, paths["c"], "c", 210_000, 1_000_000, nil) })
 	wg.Wait()
 	p.waitLines(t, 630_000)
