@@ -325,8 +325,11 @@ func (f *follower) check() change {
 
 // readToEOF reads and emits until EOF and returns how many bytes it read. Read
 // errors end the read (the next wakeup tries again); only output errors are returned.
+// A short read of a regular file is its end: bytes written after it raise an event
+// that wakes the next wait, so the read that would return 0 is not made.
 func (f *follower) readToEOF() (int64, error) {
 	var total int64
+	regular := f.cur.info.Mode().IsRegular()
 	for {
 		n, err := f.lr.Fill(f.cur)
 		if n > 0 {
@@ -338,7 +341,7 @@ func (f *follower) readToEOF() (int64, error) {
 				return total, err
 			}
 		}
-		if err != nil || n == 0 {
+		if err != nil || n == 0 || (regular && f.lr.short) {
 			if err != nil && err != io.EOF {
 				f.cfg.Log.Warn("read error, retrying", "path", f.path, "err", err)
 			}

@@ -223,4 +223,4 @@ func (t *tailer) follower(path, tag string, opts followOpts) *follower {
 	}
 }
 
-func newBufPool() *sync.Pool { return &sync.Pool{New: func() any { return new([readSize]byte) }} }
+func newBufPool() *sync.Pool { return &sync.Pool{New: func() any { return new([fileReadSize]byte) }} }
