@@ -22,6 +22,9 @@ const markLen = 1 << 10
 type position struct {
 	off  int64
 	mark []byte
+	// seen is where the bytes now before the offset are read to be compared with
+	// the mark: kept, so a check at every wakeup allocates nothing.
+	seen []byte
 }
 
 // at places the position at off in file, taking the mark from the bytes before it.
@@ -62,7 +65,11 @@ func (p *position) truncated(file *os.File, size int64, h head) bool {
 		return false
 	}
 	from := p.off - int64(len(p.mark))
-	return !bytes.Equal(fileid.ReadAt(file, from, len(p.mark)), p.mark) && !p.punched(file)
+	if cap(p.seen) < markLen {
+		p.seen = make([]byte, markLen)
+	}
+	n, _ := file.ReadAt(p.seen[:len(p.mark)], from)
+	return !bytes.Equal(p.seen[:n], p.mark) && !p.punched(file)
 }
 
 // punched reports whether the mark differs only because a hole was punched over its
