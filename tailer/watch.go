@@ -102,6 +102,9 @@ func (w *watcher) Run(ctx context.Context) {
 				return
 			}
 			w.event(ev)
+			// The timer runs on: an event costs no timer reset, and a stream of
+			// them does not put off the polls of other folders.
+			continue
 		case err, ok := <-errs:
 			if !ok {
 				return
@@ -109,6 +112,7 @@ func (w *watcher) Run(ctx context.Context) {
 			// An overflow means events were dropped: everyone looks again.
 			w.log.Warn("inotify error, waking all files", "err", err)
 			w.notifyAll()
+			continue
 		case <-w.changed:
 		case now := <-timer.C:
 			if now.Sub(lastSafety) >= w.safety {
@@ -118,13 +122,7 @@ func (w *watcher) Run(ctx context.Context) {
 				w.notifyPolled()
 			}
 		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
-		timer.Reset(w.period())
+		timer.Reset(w.period()) // since Go 1.23 a Reset timer sends nothing stale
 	}
 }
 
