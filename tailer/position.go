@@ -22,9 +22,6 @@ const markLen = 1 << 10
 type position struct {
 	off  int64
 	mark []byte
-	// seen is where the bytes now before the offset are read to be compared with
-	// the mark: kept, so a check at every wakeup allocates nothing.
-	seen []byte
 }
 
 // at places the position at off in file, taking the mark from the bytes before it.
@@ -65,11 +62,9 @@ func (p *position) truncated(file *os.File, size int64, h head) bool {
 		return false
 	}
 	from := p.off - int64(len(p.mark))
-	if cap(p.seen) < markLen {
-		p.seen = make([]byte, markLen)
-	}
-	n, _ := file.ReadAt(p.seen[:len(p.mark)], from)
-	return !bytes.Equal(p.seen[:n], p.mark) && !p.punched(file)
+	var now [markLen]byte // on the stack: a check at every wakeup allocates nothing
+	n, _ := file.ReadAt(now[:len(p.mark)], from)
+	return !bytes.Equal(now[:n], p.mark) && !p.punched(file)
 }
 
 // punched reports whether the mark differs only because a hole was punched over its
