@@ -13,7 +13,7 @@ type emitter struct {
 	enc     *encoder
 	buf     []byte
 	emitted int64
-	cp      *checkpointer // told after every write; nil: checkpoints off
+	cp      *checkpointer // told after every write, and saved through by the follower; nil: off
 	m       *FileMetrics
 	long    bool // the last segment was a piece of a line cut at --max-line
 

@@ -28,9 +28,10 @@ const (
 
 // follower follows one path: the loop that checks the path, then reads, restarts,
 // drains or shuts down. Its parts each do one job: pins (files that took the path
-// meanwhile), pos (where reading stands), emit (output and multiline records), cp
-// (checkpoints), cuts (rotation of what went out). Only the output, the registry
-// and the pinner's queue are shared with other goroutines.
+// meanwhile), pos (where reading stands), emit (output and multiline records, and
+// emit.cp, the checkpoints it tells of every write), cuts (rotation of what went
+// out). Only the output, the registry and the pinner's queue are shared with other
+// goroutines.
 type follower struct {
 	path  string
 	cfg   *Config
@@ -38,8 +39,7 @@ type follower struct {
 	opts  followOpts
 	wait  waker
 	pins  *pinner
-	cp    *checkpointer // nil: checkpoints off
-	cuts  *cutter       // nil: no rotation
+	cuts  *cutter // nil: no rotation
 	emit  *emitter
 	m     *FileMetrics // nil: no metrics
 
@@ -58,7 +58,7 @@ type followOpts struct {
 // the file is gone and drained. It returns only output errors.
 func (f *follower) run(ctx context.Context, w *watcher) error {
 	defer f.m.Close()
-	defer f.cp.start()() // the offset word is written until the end: its file closes last
+	defer f.emit.cp.start()() // the offset word is written until the end: its file closes last
 	f.wait.w, f.wait.sub = w, newSubscription(f.pins.pin)
 	f.wait.watch(f.path)
 	defer f.wait.stop()
@@ -70,7 +70,7 @@ func (f *follower) run(ctx context.Context, w *watcher) error {
 			f.use(next)
 		} else if !f.open(ctx) {
 			if f.opts.globbed && ctx.Err() == nil {
-				f.cp.remove() // the file is gone and drained
+				f.emit.cp.remove() // the file is gone and drained
 			}
 			return nil
 		}
@@ -98,7 +98,7 @@ func (f *follower) open(ctx context.Context) bool {
 				o.start = o.info.Size()
 			}
 			f.opts.fromTail = false
-			chain := f.cp.resume(o, f.files, f.cuts.removed)
+			chain := f.emit.cp.resume(o, f.files, f.cuts.removed)
 			f.pins.begin(chain)
 			f.use(chain[0])
 			f.m.Ready()
@@ -353,7 +353,7 @@ func (f *follower) readToEOF() (int64, error) {
 // save records the file being read and how far its output got, with the files
 // pinned behind it: after a switch, a truncation or a cut.
 func (f *follower) save() {
-	if f.cp != nil {
-		f.cp.save(pointOf(f.cur, f.emit.emitted), f.pins)
+	if f.emit.cp != nil {
+		f.emit.cp.save(pointOf(f.cur, f.emit.emitted), f.pins)
 	}
 }

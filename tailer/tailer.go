@@ -247,7 +247,7 @@ func (t *tailer) follower(path, tag string, opts followOpts) *follower {
 	lr := NewLineReader(emit.maxLine(t.cfg.MaxLine))
 	lr.pool = t.bufs
 	return &follower{
-		path: path, cfg: t.cfg, files: t.files, opts: opts, cp: cp, emit: emit, lr: lr, m: m,
+		path: path, cfg: t.cfg, files: t.files, opts: opts, emit: emit, lr: lr, m: m,
 		wait: waker{idle: t.idle, lr: lr},
 		pins: &pinner{path: path, files: t.files, log: t.cfg.Log, maxHeld: t.cfg.MaxPinnedBytes, m: m},
 		cuts: newCutter(t.cfg, path, opts.globbed),
