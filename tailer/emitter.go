@@ -1,6 +1,7 @@
 package tailer
 
 import (
+	"bytes"
 	"time"
 )
 
@@ -70,18 +71,38 @@ func (e *emitter) lines(lr *LineReader) error {
 			e.m.LongLineCut()
 		}
 		e.long = partial
-		var err error
-		if e.enc.plain && !partial {
-			err = e.out.write(seg)
-		} else {
-			e.buf, err = e.enc.writeSegment(e.out, e.buf, seg, partial, now)
+		for len(seg) > 0 {
+			part := e.batch(seg, partial)
+			var err error
+			if e.enc.plain && !partial {
+				err = e.out.write(part)
+			} else {
+				e.buf, err = e.enc.writeSegment(e.out, e.buf, part, partial, now)
+			}
+			if err != nil {
+				return err
+			}
+			e.written(len(part))
+			e.m.Emitted(part)
+			seg = seg[len(part):]
 		}
-		if err != nil {
-			return err
-		}
-		e.written(len(seg))
-		e.m.Emitted(seg)
 	}
+}
+
+// batch returns how much of seg to write at once: all of it, or with checkpoints
+// on, the whole lines of its first readSize bytes (a longer first line whole), so
+// a restart after SIGKILL repeats at most that much whatever the read size.
+func (e *emitter) batch(seg []byte, partial bool) []byte {
+	if e.cp == nil || partial || len(seg) <= readSize {
+		return seg
+	}
+	if nl := bytes.LastIndexByte(seg[:readSize], '\n'); nl >= 0 {
+		return seg[:nl+1]
+	}
+	if nl := bytes.IndexByte(seg[readSize:], '\n'); nl >= 0 {
+		return seg[:readSize+nl+1]
+	}
+	return seg
 }
 
 // held writes a partial last line as it is, at rotation and shutdown, so it is
