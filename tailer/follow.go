@@ -173,7 +173,7 @@ func (f *follower) follow(ctx context.Context) (change, error) {
 		}
 		// Check before reading: reading first would take the bytes of a file
 		// truncated and refilled past our offset for more of the old content.
-		switch c := f.check(); c {
+		switch c := f.check(f.wait.sub.renamed()); c {
 		case unchanged:
 			n, err := f.readToEOF()
 			if err != nil {
@@ -236,7 +236,7 @@ func (f *follower) cut() {
 // its start if it was truncated, then (through run) every file that replaced it, so
 // a rotation just before SIGTERM loses nothing.
 func (f *follower) shutdown() (change, error) {
-	c := f.check()
+	c := f.check(true)
 	if c == truncated {
 		if err := f.restart(); err != nil {
 			return c, err
@@ -297,8 +297,21 @@ func (f *follower) drain(ctx context.Context, replaced time.Time) error {
 	}
 }
 
-// check stats the path and compares it with the current file.
-func (f *follower) check() change {
+// check compares the path with the current file, statting it when names may have
+// changed (renamed); otherwise the path still names the file, and only truncation
+// is looked for.
+func (f *follower) check(renamed bool) change {
+	if !renamed && f.pos.marked() {
+		if f.pins.count() > 0 {
+			return replaced
+		}
+		// The size is not known: a file cut below our offset shows in the mark,
+		// which is then not all there.
+		if f.pos.truncated(f.cur.File, -1, f.cur.head) {
+			return truncated
+		}
+		return unchanged
+	}
 	info, err := os.Stat(f.path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
