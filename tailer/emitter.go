@@ -1,6 +1,7 @@
 package tailer
 
 import (
+	"bytes"
 	"time"
 )
 
@@ -13,7 +14,7 @@ type emitter struct {
 	enc     *encoder
 	buf     []byte
 	emitted int64
-	cp      *checkpointer // told after every write; nil: checkpoints off
+	cp      *checkpointer // told after every write, and saved through by the follower; nil: off
 	m       *FileMetrics
 	long    bool // the last segment was a piece of a line cut at --max-line
 
@@ -76,19 +77,39 @@ func (e *emitter) lines(lr *LineReader) error {
 			e.m.LongLineCut()
 		}
 		e.long = partial
-		var err error
-		if e.enc.plain && !partial {
-			err = e.out.write(seg)
-		} else {
-			e.buf, err = e.enc.writeSegment(e.out, e.buf, seg, partial, now)
-		}
-		if err != nil {
-			return err
+		for len(seg) > 0 {
+			part := e.batch(seg, partial)
+			var err error
+			if e.enc.plain && !partial {
+				err = e.out.write(part)
+			} else {
+				e.buf, err = e.enc.writeSegment(e.out, e.buf, part, partial, now)
+			}
+			if err != nil {
+				return err
+			}
+			e.written(len(part))
+			e.m.Emitted(part)
+			seg = seg[len(part):]
 		}
 		wrote = true
-		e.written(len(seg))
-		e.m.Emitted(seg)
 	}
+}
+
+// batch returns how much of seg to write at once: all of it, or with checkpoints
+// on, the whole lines of its first readSize bytes (a longer first line whole), so
+// a restart after SIGKILL repeats at most that much whatever the read size.
+func (e *emitter) batch(seg []byte, partial bool) []byte {
+	if e.cp == nil || partial || len(seg) <= readSize {
+		return seg
+	}
+	if nl := bytes.LastIndexByte(seg[:readSize], '\n'); nl >= 0 {
+		return seg[:nl+1]
+	}
+	if nl := bytes.IndexByte(seg[readSize:], '\n'); nl >= 0 {
+		return seg[:readSize+nl+1]
+	}
+	return seg
 }
 
 // held writes a partial last line as it is, at rotation and shutdown, so it is

@@ -28,9 +28,10 @@ const (
 
 // follower follows one path: the loop that checks the path, then reads, restarts,
 // drains or shuts down. Its parts each do one job: pins (files that took the path
-// meanwhile), pos (where reading stands), emit (output and multiline records), cp
-// (checkpoints), cuts (rotation of what went out). Only the output, the registry
-// and the pinner's queue are shared with other goroutines.
+// meanwhile), pos (where reading stands), emit (output and multiline records, and
+// emit.cp, the checkpoints it tells of every write), cuts (rotation of what went
+// out). Only the output, the registry and the pinner's queue are shared with other
+// goroutines.
 type follower struct {
 	path  string
 	cfg   *Config
@@ -38,8 +39,7 @@ type follower struct {
 	opts  followOpts
 	wait  waker
 	pins  *pinner
-	cp    *checkpointer // nil: checkpoints off
-	cuts  *cutter       // nil: no rotation
+	cuts  *cutter // nil: no rotation
 	emit  *emitter
 	m     *FileMetrics // nil: no metrics
 
@@ -58,7 +58,7 @@ type followOpts struct {
 // the file is gone and drained. It returns only output errors.
 func (f *follower) run(ctx context.Context, w *watcher) error {
 	defer f.m.Close()
-	defer f.cp.start()() // the offset word is written until the end: its file closes last
+	defer f.emit.cp.start()() // the offset word is written until the end: its file closes last
 	f.wait.w, f.wait.sub = w, newSubscription(f.pins.pin)
 	f.wait.watch(f.path)
 	defer f.wait.stop()
@@ -70,7 +70,7 @@ func (f *follower) run(ctx context.Context, w *watcher) error {
 			f.use(next)
 		} else if !f.open(ctx) {
 			if f.opts.globbed && ctx.Err() == nil {
-				f.cp.remove() // the file is gone and drained
+				f.emit.cp.remove() // the file is gone and drained
 			}
 			return nil
 		}
@@ -98,7 +98,7 @@ func (f *follower) open(ctx context.Context) bool {
 				o.start = o.info.Size()
 			}
 			f.opts.fromTail = false
-			chain := f.cp.resume(o, f.files, f.cuts.removed)
+			chain := f.emit.cp.resume(o, f.files, f.cuts.removed)
 			f.pins.begin(chain)
 			f.use(chain[0])
 			f.m.Ready()
@@ -173,7 +173,7 @@ func (f *follower) follow(ctx context.Context) (change, error) {
 		}
 		// Check before reading: reading first would take the bytes of a file
 		// truncated and refilled past our offset for more of the old content.
-		switch c := f.check(); c {
+		switch c := f.check(f.wait.sub.renamed()); c {
 		case unchanged:
 			n, err := f.readToEOF()
 			if err != nil {
@@ -236,7 +236,7 @@ func (f *follower) cut() {
 // its start if it was truncated, then (through run) every file that replaced it, so
 // a rotation just before SIGTERM loses nothing.
 func (f *follower) shutdown() (change, error) {
-	c := f.check()
+	c := f.check(true)
 	if c == truncated {
 		if err := f.restart(); err != nil {
 			return c, err
@@ -297,8 +297,21 @@ func (f *follower) drain(ctx context.Context, replaced time.Time) error {
 	}
 }
 
-// check stats the path and compares it with the current file.
-func (f *follower) check() change {
+// check compares the path with the current file, statting it when names may have
+// changed (renamed); otherwise the path still names the file, and only truncation
+// is looked for.
+func (f *follower) check(renamed bool) change {
+	if !renamed && f.pos.marked() {
+		if f.pins.count() > 0 {
+			return replaced
+		}
+		// The size is not known: a file cut below our offset shows in the mark,
+		// which is then not all there.
+		if f.pos.truncated(f.cur.File, -1, f.cur.head) {
+			return truncated
+		}
+		return unchanged
+	}
 	info, err := os.Stat(f.path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -325,8 +338,11 @@ func (f *follower) check() change {
 
 // readToEOF reads and emits until EOF and returns how many bytes it read. Read
 // errors end the read (the next wakeup tries again); only output errors are returned.
+// A short read of a regular file is its end: bytes written after it raise an event
+// that wakes the next wait, so the read that would return 0 is not made.
 func (f *follower) readToEOF() (int64, error) {
 	var total int64
+	regular := f.cur.info.Mode().IsRegular()
 	for {
 		n, err := f.lr.Fill(f.cur)
 		if n > 0 {
@@ -338,7 +354,7 @@ func (f *follower) readToEOF() (int64, error) {
 				return total, err
 			}
 		}
-		if err != nil || n == 0 {
+		if err != nil || n == 0 || (regular && f.lr.short) {
 			if err != nil && err != io.EOF {
 				f.cfg.Log.Warn("read error, retrying", "path", f.path, "err", err)
 			}
@@ -350,7 +366,7 @@ func (f *follower) readToEOF() (int64, error) {
 // save records the file being read and how far its output got, with the files
 // pinned behind it: after a switch, a truncation or a cut.
 func (f *follower) save() {
-	if f.cp != nil {
-		f.cp.save(pointOf(f.cur, f.emit.emitted), f.pins)
+	if f.emit.cp != nil {
+		f.emit.cp.save(pointOf(f.cur, f.emit.emitted), f.pins)
 	}
 }

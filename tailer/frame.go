@@ -42,7 +42,10 @@ func NewFramer(max int) *Framer {
 func (fr *Framer) Octets() bool { return fr.mode == framingOctets }
 
 // Fill does one read from src into the buffer and returns what that read returned.
-func (fr *Framer) Fill(src io.Reader) (int, error) { return fr.fill(src, fr.max, nil) }
+func (fr *Framer) Fill(src io.Reader) (int, error) {
+	fr.room(readSize, fr.max, nil)
+	return fr.read(src)
+}
 
 // Next returns the next message, without its framing (the newline or the length
 // header), or a piece of at most max bytes of a longer one: partial is then true

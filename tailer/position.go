@@ -50,20 +50,26 @@ func (p *position) moveDown(file *os.File, n int64) {
 	p.at(file, p.off-n)
 }
 
-// truncated reports whether file, of the given size and known by its head h, no
-// longer holds what we read: it is smaller than our offset, or its head or the
-// bytes before the offset changed (truncated and refilled past it while we were
-// not looking).
+// truncated reports whether file, of the given size (-1: not known) and known by
+// its head h, no longer holds what we read: it is smaller than our offset, or its
+// head or the bytes before the offset changed (truncated and refilled past it while
+// we were not looking, or cut below the offset: the mark is then not all there).
 func (p *position) truncated(file *os.File, size int64, h head) bool {
-	if size < p.off || !h.in(file) {
+	if (size >= 0 && size < p.off) || !h.in(file) {
 		return true
 	}
 	if len(p.mark) == 0 {
 		return false
 	}
 	from := p.off - int64(len(p.mark))
-	return !bytes.Equal(fileid.ReadAt(file, from, len(p.mark)), p.mark) && !p.punched(file)
+	var now [markLen]byte // on the stack: a check at every wakeup allocates nothing
+	n, _ := file.ReadAt(now[:len(p.mark)], from)
+	return !bytes.Equal(now[:n], p.mark) && !p.punched(file)
 }
+
+// marked reports whether a cut below the offset would show in the mark: there is
+// one, or nothing was read. (A hole punched up to the offset leaves none.)
+func (p *position) marked() bool { return len(p.mark) > 0 || p.off == 0 }
 
 // punched reports whether the mark differs only because a hole was punched over its
 // head (rotation on tmpfs frees what was read, up to a block boundary): then what

@@ -119,7 +119,7 @@ func TestLineReaderHoldsPartialUntilNewline(t *testing.T) {
 }
 
 // TestLineReaderMemoryBounded follows the buffer through a line many times max: it
-// never exceeds max+1+readSize, and the buffers it grew through (garbage the
+// never exceeds max+1+fileReadSize, and the buffers it grew through (garbage the
 // collector may not have taken yet) add up to less than half of max, so peak memory
 // stays under 2*max whatever the collector does. After the line it shrinks back.
 func TestLineReaderMemoryBounded(t *testing.T) {
@@ -143,8 +143,8 @@ func TestLineReaderMemoryBounded(t *testing.T) {
 					}
 					total += len(seg)
 				}
-				if cap(lr.buf) > max+1+readSize {
-					t.Fatalf("max %d: buffer grew to %d bytes, bound is %d", max, cap(lr.buf), max+1+readSize)
+				if cap(lr.buf) > max+1+fileReadSize {
+					t.Fatalf("max %d: buffer grew to %d bytes, bound is %d", max, cap(lr.buf), max+1+fileReadSize)
 				}
 				if err != nil || n == 0 {
 					break
@@ -154,11 +154,11 @@ func TestLineReaderMemoryBounded(t *testing.T) {
 				t.Fatalf("max %d: emitted %d bytes, want %d", max, total, len(input))
 			}
 			// The first buffer, the grown ones, and a fresh one after the line.
-			if bound := readSize + max/2 + max + 1 + readSize + readSize; allocated > bound {
+			if bound := fileReadSize + max/2 + max + 1 + fileReadSize + fileReadSize; allocated > bound {
 				t.Fatalf("max %d, reads of %d: allocated %d bytes of buffers for one long line, bound is %d", max, chunk, allocated, bound)
 			}
-			if cap(lr.buf) != readSize {
-				t.Fatalf("max %d: buffer of %d bytes after the long line, want %d", max, cap(lr.buf), readSize)
+			if cap(lr.buf) != fileReadSize {
+				t.Fatalf("max %d: buffer of %d bytes after the long line, want %d", max, cap(lr.buf), fileReadSize)
 			}
 		}
 	}

@@ -7,12 +7,14 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"golang.org/x/time/rate"
 )
 
@@ -74,7 +76,36 @@ type Output struct {
 }
 
 // NewOutput returns an Output writing to w.
-func NewOutput(w io.Writer) *Output { return &Output{w: w, sleep: time.Sleep} }
+func NewOutput(w io.Writer) *Output {
+	if f, ok := w.(*os.File); ok {
+		growPipe(f)
+	}
+	return &Output{w: w, sleep: time.Sleep}
+}
+
+// pipeSize is what a pipe on stdout is grown to: the most an unprivileged process
+// may ask for by default (/proc/sys/fs/pipe-max-size).
+const pipeSize = 1 << 20
+
+// growPipe makes a pipe on stdout hold pipeSize bytes, when it is a pipe and the
+// system allows: a follower's write of a wakeup's lines then fits whole and
+// returns, rather than sleep until the reader has taken most of it; every such
+// sleep costs a thread switch or several (the Go scheduler hands the blocked
+// thread's processor on). Memory is taken only as bytes wait in the pipe.
+func growPipe(f *os.File) {
+	info, err := f.Stat()
+	if err != nil || info.Mode()&fs.ModeNamedPipe == 0 {
+		return
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = rc.Control(func(fd uintptr) {
+		// A failure (EPERM above the limit, EBUSY) leaves the pipe as it was.
+		_, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize)
+	})
+}
 
 // Pace limits the output to bytesPerSecond on average, for every follower together:
 // a write waits until the bucket holds its bytes, so lines are delayed, never split
@@ -216,11 +247,11 @@ func (t *tailer) follower(path, tag string, opts followOpts) *follower {
 	lr := NewLineReader(emit.maxLine(t.cfg.MaxLine))
 	lr.pool = t.bufs
 	return &follower{
-		path: path, cfg: t.cfg, files: t.files, opts: opts, cp: cp, emit: emit, lr: lr, m: m,
+		path: path, cfg: t.cfg, files: t.files, opts: opts, emit: emit, lr: lr, m: m,
 		wait: waker{idle: t.idle, lr: lr},
 		pins: &pinner{path: path, files: t.files, log: t.cfg.Log, maxHeld: t.cfg.MaxPinnedBytes, m: m},
 		cuts: newCutter(t.cfg, path, opts.globbed),
 	}
 }
 
-func newBufPool() *sync.Pool { return &sync.Pool{New: func() any { return new([readSize]byte) }} }
+func newBufPool() *sync.Pool { return &sync.Pool{New: func() any { return new([fileReadSize]byte) }} }

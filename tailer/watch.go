@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -25,6 +26,11 @@ type subscription struct {
 	// wake receives a value after anything changes in a subscribed directory; it
 	// holds one, so wakeups that come while the follower is busy coalesce.
 	wake chan struct{}
+	// named is set, before wake, when names may have changed in a subscribed
+	// directory (create, rename, delete, a poll, lost events), and taken by the
+	// follower's next look: only then can its path name another file, so the
+	// wakeups of writes, nearly all of them, need no stat of the path.
+	named atomic.Bool
 	// pin, if not nil, is called on the watcher's goroutine when names change in
 	// the directory (create, rename, delete), before wake: the pinner opens a file
 	// that took the path at once, even while the follower is blocked writing,
@@ -33,8 +39,14 @@ type subscription struct {
 }
 
 func newSubscription(pin func()) *subscription {
-	return &subscription{wake: make(chan struct{}, 1), pin: pin}
+	s := &subscription{wake: make(chan struct{}, 1), pin: pin}
+	s.named.Store(true) // the first look takes nothing for granted
+	return s
 }
+
+// renamed reports whether names may have changed in the subscribed directories
+// since it was last asked.
+func (s *subscription) renamed() bool { return s.named.Swap(false) }
 
 // watcher wakes followers when anything changes in their directories. One inotify
 // instance serves every file: Kubernetes nodes have a per-user limit on instances
@@ -102,6 +114,9 @@ func (w *watcher) Run(ctx context.Context) {
 				return
 			}
 			w.event(ev)
+			// The timer runs on: an event costs no timer reset, and a stream of
+			// them does not put off the polls of other folders.
+			continue
 		case err, ok := <-errs:
 			if !ok {
 				return
@@ -109,6 +124,7 @@ func (w *watcher) Run(ctx context.Context) {
 			// An overflow means events were dropped: everyone looks again.
 			w.log.Warn("inotify error, waking all files", "err", err)
 			w.notifyAll()
+			continue
 		case <-w.changed:
 		case now := <-timer.C:
 			if now.Sub(lastSafety) >= w.safety {
@@ -118,13 +134,7 @@ func (w *watcher) Run(ctx context.Context) {
 				w.notifyPolled()
 			}
 		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
-		timer.Reset(w.period())
+		timer.Reset(w.period()) // since Go 1.23 a Reset timer sends nothing stale
 	}
 }
 
@@ -289,8 +299,11 @@ func (w *watcher) subscribers(keep func(at string) bool) []*subscription {
 // pin opens files and may subscribe to a link target's folder.
 func wakeAll(subs []*subscription, names bool) {
 	for _, s := range subs {
-		if names && s.pin != nil {
-			s.pin()
+		if names {
+			s.named.Store(true)
+			if s.pin != nil {
+				s.pin()
+			}
 		}
 		notify(s.wake)
 	}
