@@ -5,9 +5,6 @@ import (
 	"time"
 )
 
-// settledAfter is when start-up is taken to be over: files opened, folders watched.
-const settledAfter = time.Second
-
 // releaseStartupMemory, once start-up is over, returns to the kernel the heap only
 // start-up used (flag parsing, package init, the first scan), which the runtime's
 // background scavenger would otherwise give back over minutes. The pages of the
@@ -16,3 +13,6 @@ const settledAfter = time.Second
 func releaseStartupMemory() {
 	time.AfterFunc(settledAfter, debug.FreeOSMemory)
 }
+
+// settledAfter is when start-up is taken to be over: files opened, folders watched.
+const settledAfter = time.Second
