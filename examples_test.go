@@ -183,6 +183,9 @@ func TestExamplesRun(t *testing.T) {
 		}
 		t.Skip("needs root and podman (apt-get install podman runc buildah busybox-static); .ci/run runs it")
 	}
+	// Beside the other parallel tests: containers mostly wait, and this is the
+	// longest test of the package.
+	t.Parallel()
 	e := newPodman(t)
 	// One at a time: podman 4.3 makes each emptyDir a named volume ("varlog"), so
 	// pods played together would share their volumes.
