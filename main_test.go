@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -584,4 +585,29 @@ func holds(pid int, file os.FileInfo) bool {
 		}
 	}
 	return false
+}
+
+// TestOneThread: the tail command runs Go code on one thread unless GOMAXPROCS is
+// set, as the runtime's own metric shows.
+func TestOneThread(t *testing.T) {
+	t.Parallel()
+	log := filepath.Join(t.TempDir(), "app.log")
+	if err := os.WriteFile(log, []byte("first\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ env, want string }{{"", "1"}, {"GOMAXPROCS=2", "2"}} {
+		addr := "127.0.0.1:" + freePort(t)
+		p := startWith(t, func(cmd *exec.Cmd) {
+			cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GOMAXPROCS=") })
+			if tc.env != "" {
+				cmd.Env = append(cmd.Env, tc.env)
+			}
+		}, "--metrics-addr="+addr, "--state-dir=", log)
+		p.waitLines(t, 1)
+		_, body := get("http://" + addr + "/metrics")
+		if got, _ := metric(body, "go_sched_gomaxprocs_threads"); strconv.FormatFloat(got, 'f', -1, 64) != tc.want {
+			t.Errorf("env %q: go_sched_gomaxprocs_threads %v, want %s", tc.env, got, tc.want)
+		}
+		p.stop(t)
+	}
 }

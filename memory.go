@@ -1,9 +1,24 @@
 package main
 
 import (
+	"os"
+	"runtime"
 	"runtime/debug"
 	"time"
 )
+
+// oneThread runs Go code on one thread unless GOMAXPROCS is set. Every wakeup of a
+// followed file passes from fsnotify's goroutine to the watcher's to the follower's;
+// with two or more threads each pass wakes another thread that spins looking for
+// work, the largest part of following a live file's CPU (bench/compare.sh steady).
+// Since all lines go to one stdout, one thread costs nothing but encoding two busy
+// files side by side. The runtime's cgroup-based default is at least 2, even under
+// a limit of 100m.
+func oneThread() {
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
+}
 
 // releaseStartupMemory, once start-up is over, returns to the kernel the heap only
 // start-up used (flag parsing, package init, the first scan), which the runtime's

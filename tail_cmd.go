@@ -362,6 +362,7 @@ func (c *TailCmd) Run(ctx context.Context, s streams) error {
 	if c.MaxRate > 0 {
 		out.Pace(int(c.MaxRate))
 	}
+	oneThread()
 	releaseStartupMemory()
 	return c.follow(ctx, cfg, out)
 }
