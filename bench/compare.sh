@@ -106,14 +106,15 @@ make_lines() { # FILE MIB
 # until_out READER CMD...: runs CMD into a pipe until READER (a command line, e.g.
 # "head -c BYTES", "head -n LINES" or "$WORK/drain -lines LINES") has what it wants
 # and exits; prints wall ms and the CPU ms of CMD's threads (from schedstat, in ns;
-# CMD may exec but must not fork). What READER prints is left in $WORK/reader.out.
+# CMD may exec but must not fork). READER's stdout goes to READER_OUT, /dev/null
+# unless set (head's copy of the output into a file would be what is timed).
 until_out() {
   local reader=$1; shift
   local fifo=$WORK/fifo; rm -f "$fifo"; mkfifo "$fifo"
   local t0 t1 cpu
   t0=$(date +%s%N)
   "$@" > "$fifo" 2>/dev/null & local pid=$!
-  $reader < "$fifo" > "$WORK/reader.out"
+  $reader < "$fifo" > "${READER_OUT:-/dev/null}"
   t1=$(date +%s%N)
   cpu=$(cat /proc/$pid/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d", s / 1e6 }')
   kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
@@ -175,8 +176,8 @@ catchup_fast() {
   printf "%-26s %7s ms  %-12s 1.00 x cat\n" "cat" "$cat_ms" "$(mbs "$cat_ms")"
   for i in "${!BINS[@]}"; do
     run=$(best_run "$drain" "${BINS[$i]}-nostate" --timestamps "$big"); ts_ms=${run% *} ts_cpu=${run#* }
-    run=$(best_run "$drain" "${BINS[$i]}-nostate" --format=json "$big"); json_ms=${run% *} json_cpu=${run#* }
-    json_bytes=$(cat "$WORK/reader.out")
+    run=$(READER_OUT=$WORK/drain.out best_run "$drain" "${BINS[$i]}-nostate" --format=json "$big"); json_ms=${run% *} json_cpu=${run#* }
+    json_bytes=$(cat "$WORK/drain.out")
     printf "%-26s %7s ms  %-12s %s x cat  cpu %s ms\n" "${NAMES[$i]} --timestamps" "$ts_ms" "$(mbs "$ts_ms")" "$(ratio "$cat_ms" "$ts_ms")" "$ts_cpu"
     printf "%-26s %7s ms  %-12s %s x cat  cpu %s ms (target >= 0.7)\n" "${NAMES[$i]} json" "$json_ms" "$(mbs "$json_ms")" "$(ratio "$cat_ms" "$json_ms")" "$json_cpu"
   done
@@ -185,8 +186,8 @@ catchup_fast() {
   local bound_ms
   bound_ms=$(best "$WORK/drain -bytes $json_bytes" dd if=/dev/zero bs=128K count="$json_bytes" iflag=count_bytes status=none)
   printf "%-26s %7s ms  %-12s %s x cat\n" "pipe alone, JSON's bytes" "$bound_ms" "$(mbs "$bound_ms")" "$(ratio "$cat_ms" "$bound_ms")"
-  echo "   reader bound: JSON is $(ratio "$json_bytes" "$(stat -c %s "$big")") x the input's bytes, and moving them into this reader alone (dd from /dev/zero)"
-  echo "   takes ${bound_ms} ms: no JSON writer gets past $(ratio "$cat_ms" "$bound_ms") x cat here; into head -n (cat ${head_cat_ms} ms), head's work per line caps it lower"
+  echo "   reader bound: JSON is $(ratio "$json_bytes" "$(stat -c %s "$big")") x the input's bytes; moving them alone into this reader (dd from /dev/zero, no file"
+  echo "   read, no encoding) takes ${bound_ms} ms, so no JSON writer gets past $(ratio "$cat_ms" "$bound_ms") x cat here; into head -n (cat ${head_cat_ms} ms), head's work per line caps it lower"
 }
 
 mode_checkpoint() {
