@@ -16,7 +16,8 @@
 #               that come far below the rate
 #   idle        IDLE_FILES idle files for IDLE_SECONDS: wakeups/s, CPU, RSS
 #   many        MANY_FILES idle files for MANY_SECONDS: RSS, CPU
-#   catchup     SIZE_MB MiB of 100-byte lines into a pipe, against cat
+#   catchup     SIZE_MB MiB of 100-byte lines into a pipe, against cat: into head, then
+#               into a fast reader (bench/drain), with the bound the pipe sets JSON
 #   checkpoint  catch-up with and without checkpoints, alternating
 #   longline    --max-line=LONG_MAX_MB Mi with one LONG_MB MiB line: peak RSS
 #   binary      the static binary's size
@@ -80,6 +81,7 @@ bin=$WORK/sidetail-nostate
 go build -o "$WORK/latency" ./bench/latency
 go build -o "$WORK/appender" ./bench/appender
 go build -o "$WORK/rotateloss" ./bench/rotateloss
+go build -o "$WORK/drain" ./bench/drain
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "inf"; else printf "%.2f", a / b }'; }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
@@ -101,31 +103,36 @@ make_lines() { # FILE MIB
     for (i = 0; i < n; i++) printf "%018d %s\n", i, pad }' > "$1"
 }
 
-# until_out HEAD_ARG CMD...: runs CMD into a pipe until `head HEAD_ARG` has what it
-# wants (-c BYTES or -n LINES); prints wall ms and the CPU ms of CMD's threads (from
-# schedstat, in ns; CMD may exec but must not fork).
+# until_out READER CMD...: runs CMD into a pipe until READER (a command line, e.g.
+# "head -c BYTES", "head -n LINES" or "$WORK/drain -lines LINES") has what it wants
+# and exits; prints wall ms and the CPU ms of CMD's threads (from schedstat, in ns;
+# CMD may exec but must not fork). READER's stdout goes to READER_OUT, /dev/null
+# unless set (head's copy of the output into a file would be what is timed).
 until_out() {
-  local n=$1; shift
+  local reader=$1; shift
   local fifo=$WORK/fifo; rm -f "$fifo"; mkfifo "$fifo"
   local t0 t1 cpu
   t0=$(date +%s%N)
   "$@" > "$fifo" 2>/dev/null & local pid=$!
-  head $n < "$fifo" > /dev/null
+  $reader < "$fifo" > "${READER_OUT:-/dev/null}"
   t1=$(date +%s%N)
   cpu=$(cat /proc/$pid/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d", s / 1e6 }')
   kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
   echo $(( (t1 - t0) / 1000000 )) "$cpu"
 }
 
-# best HEAD_ARG CMD...: the fastest of 3 runs of until_out.
-best() {
-  local b=""
+# best_run READER CMD...: the fastest of 3 runs of until_out: its wall and CPU ms.
+best_run() {
+  local b="" line
   for _ in 1 2 3; do
-    local ms; ms=$(until_out "$@" | cut -d' ' -f1)
-    if [ -z "$b" ] || [ "$ms" -lt "$b" ]; then b=$ms; fi
+    line=$(until_out "$@")
+    if [ -z "$b" ] || [ "${line%% *}" -lt "${b%% *}" ]; then b=$line; fi
   done
   echo "$b"
 }
+
+# best READER CMD...: the wall ms of best_run.
+best() { best_run "$@" | cut -d' ' -f1; }
 
 mode_catchup() {
   local big=$WORK/big.log lines=$(( SIZE_MB * 1024 * 1024 / 100 ))
@@ -133,7 +140,7 @@ mode_catchup() {
   echo "== catch-up: $SIZE_MB MiB of 100-byte lines into a pipe (higher ratio is faster)"
   cat "$big" > /dev/null # warm the page cache: every tool reads from memory
   # Raw output is the file's bytes: stop at that many. JSON is longer: count lines.
-  local bytes="-c $(stat -c %s "$big")"
+  local bytes="head -c $(stat -c %s "$big")"
   local cat_ms gnu_ms bb_ms
   cat_ms=$(best "$bytes" cat "$big")
   gnu_ms=$(best "$bytes" tail -n+1 -F "$big")
@@ -143,8 +150,8 @@ mode_catchup() {
   local i raw_ms ts_ms json_ms
   for i in "${!BINS[@]}"; do
     raw_ms=$(best "$bytes" "${BINS[$i]}-nostate" "$big")
-    ts_ms=$(best "-n $lines" "${BINS[$i]}-nostate" --timestamps "$big")
-    json_ms=$(best "-n $lines" "${BINS[$i]}-nostate" --format=json "$big")
+    ts_ms=$(best "head -n $lines" "${BINS[$i]}-nostate" --timestamps "$big")
+    json_ms=$(best "head -n $lines" "${BINS[$i]}-nostate" --format=json "$big")
     printf "%-26s %7s ms  %-12s %s x cat, %s x GNU tail (target >= 1 x GNU)\n" "${NAMES[$i]} raw" "$raw_ms" "$(mbs "$raw_ms")" "$(ratio "$cat_ms" "$raw_ms")" "$(ratio "$gnu_ms" "$raw_ms")"
     printf "%-26s %7s ms  %-12s %s x cat\n" "${NAMES[$i]} --timestamps" "$ts_ms" "$(mbs "$ts_ms")" "$(ratio "$cat_ms" "$ts_ms")"
     printf "%-26s %7s ms  %-12s %s x cat (target >= 0.7)\n" "${NAMES[$i]} json" "$json_ms" "$(mbs "$json_ms")" "$(ratio "$cat_ms" "$json_ms")"
@@ -152,14 +159,42 @@ mode_catchup() {
   printf "%-26s %7s ms  %-12s %s x cat\n" "GNU tail -n+1 -F" "$gnu_ms" "$(mbs "$gnu_ms")" "$(ratio "$cat_ms" "$gnu_ms")"
   printf "%-26s %7s ms  %-12s %s x cat\n" "busybox tail -n+1 -F" "$bb_ms" "$(mbs "$bb_ms")" "$(ratio "$cat_ms" "$bb_ms")"
   echo "   (JSON output is ~2x the input's bytes: into \`head\`, the pipe's reader bounds it)"
+  catchup_fast "$big" "$lines" "$cat_ms"
   rm -f "$big"
+}
+
+# catchup_fast FILE LINES HEAD_CAT_MS: catch-up into a fast reader, drain, which
+# costs a read and a vectorised newline count per MiB: what is left is the writer
+# and the pipe. Then the bound that leaves JSON: as many bytes as its output, from
+# a writer with nothing else to do (dd from /dev/zero in cat's 128 KiB writes),
+# into the same reader.
+catchup_fast() {
+  local big=$1 lines=$2 head_cat_ms=$3 drain="$WORK/drain -lines $2"
+  echo "== catch-up into a fast reader (drain: 1 MiB reads; into head above, head's work per line is the bound)"
+  local cat_ms i run ts_ms ts_cpu json_ms json_cpu json_bytes=0
+  cat_ms=$(best "$drain" cat "$big")
+  printf "%-26s %7s ms  %-12s 1.00 x cat\n" "cat" "$cat_ms" "$(mbs "$cat_ms")"
+  for i in "${!BINS[@]}"; do
+    run=$(best_run "$drain" "${BINS[$i]}-nostate" --timestamps "$big"); ts_ms=${run% *} ts_cpu=${run#* }
+    run=$(READER_OUT=$WORK/drain.out best_run "$drain" "${BINS[$i]}-nostate" --format=json "$big"); json_ms=${run% *} json_cpu=${run#* }
+    json_bytes=$(cat "$WORK/drain.out")
+    printf "%-26s %7s ms  %-12s %s x cat  cpu %s ms\n" "${NAMES[$i]} --timestamps" "$ts_ms" "$(mbs "$ts_ms")" "$(ratio "$cat_ms" "$ts_ms")" "$ts_cpu"
+    printf "%-26s %7s ms  %-12s %s x cat  cpu %s ms (target >= 0.7)\n" "${NAMES[$i]} json" "$json_ms" "$(mbs "$json_ms")" "$(ratio "$cat_ms" "$json_ms")" "$json_cpu"
+  done
+  # As many bytes as the last JSON run wrote (the time field's width varies: the
+  # next run's differ by a few KiB at most).
+  local bound_ms
+  bound_ms=$(best "$WORK/drain -bytes $json_bytes" dd if=/dev/zero bs=128K count="$json_bytes" iflag=count_bytes status=none)
+  printf "%-26s %7s ms  %-12s %s x cat\n" "pipe alone, JSON's bytes" "$bound_ms" "$(mbs "$bound_ms")" "$(ratio "$cat_ms" "$bound_ms")"
+  echo "   reader bound: JSON is $(ratio "$json_bytes" "$(stat -c %s "$big")") x the input's bytes; moving them alone into this reader (dd from /dev/zero, no file"
+  echo "   read, no encoding) takes ${bound_ms} ms, so no JSON writer gets past $(ratio "$cat_ms" "$bound_ms") x cat here; into head -n (cat ${head_cat_ms} ms), head's work per line caps it lower"
 }
 
 mode_checkpoint() {
   local big=$WORK/big.log
   make_lines "$big" "$SIZE_MB"
   cat "$big" > /dev/null
-  local bytes="-c $(stat -c %s "$big")"
+  local bytes="head -c $(stat -c %s "$big")"
   # With checkpoints, each run starting from an empty state dir.
   local withstate=$WORK/sidetail-state
   printf '#!/bin/sh\nrm -rf %s/state; exec %s --state-dir=%s/state "$@"\n' "$WORK" "$static" "$WORK" > "$withstate"; chmod +x "$withstate"

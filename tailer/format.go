@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -55,14 +56,19 @@ func ParsePrefix(tmpl string) (Prefix, error) {
 }
 
 // encoder turns the segments of one file into output bytes. Tag and file are
-// rendered once, when the file is opened, so the per-line work is copying.
+// rendered once, when the file is opened, and the start of a line once per clock
+// reading, so the per-line work is copying and the escape scan.
 type encoder struct {
 	json     bool
 	plain    bool     // raw without prefix: segments go out as they are
 	prefix   []string // rendered prefix pieces; "" at index i means the time goes there
 	timeAt   []bool
 	jsonHead []byte // `","tag":"…","file":"…","message":"`
-	stamp    []byte
+	// head is what each line read at the time at starts with: the rendered prefix,
+	// or `{"time":"…` and jsonHead. A batch of lines shares one clock reading.
+	head  []byte
+	at    time.Time
+	built bool
 }
 
 func newEncoder(f Format, tag, file string) *encoder {
@@ -100,6 +106,39 @@ func (e *encoder) addLiteral(s string) {
 	e.timeAt = append(e.timeAt, false)
 }
 
+// lineHead returns what each line read at now starts with, formatting the time
+// only when now is not the reading the last call had (the same value, copied: ==
+// is the right test, as the formatted text depends on the location too).
+func (e *encoder) lineHead(now time.Time) []byte {
+	if e.built && now == e.at {
+		return e.head
+	}
+	e.at, e.built = now, true
+	if e.json {
+		h := append(e.head[:0], `{"time":"`...)
+		h = now.AppendFormat(h, time.RFC3339Nano)
+		e.head = append(h, e.jsonHead...)
+		return e.head
+	}
+	e.head = e.head[:0]
+	for i, p := range e.prefix {
+		if e.timeAt[i] {
+			e.head = now.AppendFormat(e.head, time.RFC3339Nano)
+		} else {
+			e.head = append(e.head, p...)
+		}
+	}
+	return e.head
+}
+
+// jsonTail ends a line's object; partial marks a piece of a longer line.
+func jsonTail(partial bool) string {
+	if partial {
+		return `","partial":true}` + "\n"
+	}
+	return `"}` + "\n"
+}
+
 // appendSegment appends seg (a run of whole lines, or one line without its newline)
 // to dst. partial marks a piece of a longer line that continues in the next segment.
 // The time is taken once per segment: it is when the bytes were read.
@@ -111,35 +150,28 @@ func (e *encoder) appendSegment(dst, seg []byte, partial bool, now time.Time) []
 		}
 		return dst
 	}
-	e.stamp = now.AppendFormat(e.stamp[:0], time.RFC3339Nano)
+	head := e.lineHead(now)
+	if e.json {
+		// One pass over the segment: the escape scan stops at each newline, so
+		// lines are not searched for first.
+		for len(seg) > 0 {
+			dst = append(dst, head...)
+			var n int
+			dst, n = appendJSON(dst, seg, true)
+			seg = seg[min(n+1, len(seg)):]
+			dst = append(dst, jsonTail(partial && len(seg) == 0)...)
+		}
+		return dst
+	}
 	for len(seg) > 0 {
-		line := seg
-		next := []byte(nil)
-		if nl := bytes.IndexByte(seg, '\n'); nl >= 0 {
-			line, next = seg[:nl], seg[nl+1:]
+		dst = append(dst, head...)
+		nl := bytes.IndexByte(seg, '\n')
+		if nl < 0 {
+			dst = append(dst, seg...)
+			return append(dst, '\n')
 		}
-		seg = next
-		if e.json {
-			dst = append(dst, `{"time":"`...)
-			dst = append(dst, e.stamp...)
-			dst = append(dst, e.jsonHead...)
-			dst = appendJSONString(dst, line)
-			if partial && len(seg) == 0 {
-				dst = append(dst, `","partial":true}`+"\n"...)
-			} else {
-				dst = append(dst, `"}`+"\n"...)
-			}
-			continue
-		}
-		for i, p := range e.prefix {
-			if e.timeAt[i] {
-				dst = append(dst, e.stamp...)
-			} else {
-				dst = append(dst, p...)
-			}
-		}
-		dst = append(dst, line...)
-		dst = append(dst, '\n')
+		dst = append(dst, seg[:nl+1]...)
+		seg = seg[nl+1:]
 	}
 	return dst
 }
@@ -151,87 +183,132 @@ func (e *encoder) appendRecord(dst, rec []byte, cut bool, now time.Time) []byte 
 	if !e.json {
 		return e.appendSegment(dst, rec, false, now)
 	}
-	e.stamp = now.AppendFormat(e.stamp[:0], time.RFC3339Nano)
-	dst = append(dst, `{"time":"`...)
-	dst = append(dst, e.stamp...)
-	dst = append(dst, e.jsonHead...)
+	dst = append(dst, e.lineHead(now)...)
 	dst = appendJSONString(dst, bytes.TrimSuffix(rec, []byte{'\n'}))
-	if cut {
-		return append(dst, `","partial":true}`+"\n"...)
-	}
-	return append(dst, `"}`+"\n"...)
+	return append(dst, jsonTail(cut)...)
 }
 
 const hexDigits = "0123456789abcdef"
 
-// Word masks for jsonSafe8: a byte of ones, and a byte of high bits, in each lane.
+// Word masks for jsonUnsafe8: a byte of ones, and a byte of high bits, in each lane.
 const (
 	lanes01 = 0x0101010101010101
 	lanes80 = 0x8080808080808080
 )
 
-// jsonSafe8 reports whether none of the 8 bytes of x needs escaping: each is ASCII,
-// at least 0x20, and neither '"' nor '\\'. Log lines are mostly such bytes, so
-// appendJSONString skips them a word at a time. When every lane of v is below 0x80,
-// (v-n*lanes01)&^v has some high bit set exactly when some lane is below n (the
-// "hasless" bit trick; lanes above the first hit may be flagged falsely, which does
-// not matter for "any"); a lane of 0x80 or more sets its own high bit in x.
-func jsonSafe8(x uint64) bool {
-	ctl := (x - 0x20*lanes01) &^ x
-	quote := x ^ '"'*lanes01
-	quote = (quote - lanes01) &^ quote
-	slash := x ^ '\\'*lanes01
-	slash = (slash - lanes01) &^ slash
-	return (x|ctl|quote|slash)&lanes80 == 0
+// jsonUnsafe8 returns a mask with the high bit set in the lane (byte) of x of the
+// first byte that needs care in a JSON string (not ASCII, below 0x20, '"' or '\\'),
+// maybe in lanes after it too; 0 when no byte does. Log lines are mostly bytes
+// that need none, so appendJSON skips them a word at a time.
+//
+// A lane of 0x80 or more sets its own high bit in x. Each lane v of the others
+// ends up in [0x00, 0x7f] after subtracting 0x20, or after xoring with '"' (or
+// '\\') and subtracting 1, unless v is below 0x20 (or is that byte): then it
+// wraps to 0x80 or more and borrows from the lane above, which may flag that one
+// falsely; lanes below the first such byte are never flagged.
+func jsonUnsafe8(x uint64) uint64 {
+	ctl := x - 0x20*lanes01
+	quote := (x ^ '"'*lanes01) - lanes01
+	slash := (x ^ '\\'*lanes01) - lanes01
+	return (x | ctl | quote | slash) & lanes80
 }
+
+// jsonSafeRun returns the index of the first byte of s from i on that needs care
+// (as jsonUnsafe8 says), or len(s): the scan of a long run of plain text.
+func jsonSafeRun(s []byte, i int) int {
+	for ; i+16 <= len(s); i += 16 {
+		// Two words a turn: their scans are independent, so they overlap.
+		w := s[i : i+16]
+		lo := jsonUnsafe8(binary.LittleEndian.Uint64(w))
+		hi := jsonUnsafe8(binary.LittleEndian.Uint64(w[8:]))
+		if lo|hi != 0 {
+			if lo != 0 {
+				return i + bits.TrailingZeros64(lo)/8
+			}
+			return i + 8 + bits.TrailingZeros64(hi)/8
+		}
+	}
+	if i+8 <= len(s) {
+		if m := jsonUnsafe8(binary.LittleEndian.Uint64(s[i : i+8])); m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+		i += 8
+	}
+	for ; i < len(s) && jsonSafe(s[i]); i++ {
+	}
+	return i
+}
+
+// jsonSafe reports whether c goes into a JSON string as it is.
+func jsonSafe(c byte) bool { return c >= 0x20 && c < utf8.RuneSelf && c != '"' && c != '\\' }
 
 // appendJSONString appends s as the inside of a JSON string. Invalid UTF-8 becomes
 // U+FFFD so the output is always valid JSON; the raw format keeps the bytes.
 func appendJSONString(dst, s []byte) []byte {
-	start := 0
-	for i := 0; i < len(s); {
-		if i+8 <= len(s) && jsonSafe8(binary.LittleEndian.Uint64(s[i:])) {
-			i += 8
-			continue
+	dst, _ = appendJSON(dst, s, false)
+	return dst
+}
+
+// appendJSON appends s as appendJSONString does; with lineEnd, it stops at the first
+// newline instead of escaping it. It returns where it stopped: the newline's index,
+// or len(s).
+func appendJSON(dst, s []byte, lineEnd bool) ([]byte, int) {
+	start, i := 0, 0
+	for i < len(s) {
+		// Find the next byte that needs care: by words, then byte at a time to the
+		// end of its word, as text that needs care here likely needs it again
+		// soon (a rune may end past that word).
+		end := len(s)
+		if i+8 <= len(s) {
+			if m := jsonUnsafe8(binary.LittleEndian.Uint64(s[i:])); m != 0 {
+				end = i + 8
+				i += bits.TrailingZeros64(m) / 8
+			} else {
+				i = jsonSafeRun(s, i+8)
+				end = min(i+8, len(s))
+			}
 		}
-		// This word needs care: take its bytes one at a time (a rune may end past
-		// it), then try whole words again.
-		for end := min(i+8, len(s)); i < end; {
+		for i < end {
 			c := s[i]
-			if c < utf8.RuneSelf {
-				if c >= 0x20 && c != '"' && c != '\\' {
-					i++
+			if jsonSafe(c) {
+				i++
+				continue
+			}
+			if c >= utf8.RuneSelf {
+				r, size := utf8.DecodeRune(s[i:])
+				if r != utf8.RuneError || size > 1 {
+					i += size
 					continue
 				}
 				dst = append(dst, s[start:i]...)
-				switch c {
-				case '"', '\\':
-					dst = append(dst, '\\', c)
-				case '\n':
-					dst = append(dst, '\\', 'n')
-				case '\r':
-					dst = append(dst, '\\', 'r')
-				case '\t':
-					dst = append(dst, '\\', 't')
-				default:
-					dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-				}
-				i++
-				start = i
-				continue
-			}
-			r, size := utf8.DecodeRune(s[i:])
-			if r == utf8.RuneError && size == 1 {
-				dst = append(dst, s[start:i]...)
 				dst = append(dst, `\ufffd`...)
-				i++
-				start = i
-				continue
+			} else {
+				if c == '\n' && lineEnd {
+					return append(dst, s[start:i]...), i
+				}
+				dst = append(dst, s[start:i]...)
+				dst = appendEscape(dst, c)
 			}
-			i += size
+			i++
+			start = i
 		}
 	}
-	return append(dst, s[start:]...)
+	return append(dst, s[start:]...), len(s)
+}
+
+// appendEscape appends the escape of c, an ASCII byte JSON does not take as it is.
+func appendEscape(dst []byte, c byte) []byte {
+	switch c {
+	case '"', '\\':
+		return append(dst, '\\', c)
+	case '\n':
+		return append(dst, '\\', 'n')
+	case '\r':
+		return append(dst, '\\', 'r')
+	case '\t':
+		return append(dst, '\\', 't')
+	}
+	return append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
 }
 
 const (
@@ -240,8 +317,11 @@ const (
 	// of JSON), and is the reader's usual segment, which thus takes one call.
 	encodeRun = readSize
 	// writeChunk is how much encoded output is gathered before a write while a
-	// long segment goes out in pieces.
-	writeChunk = 64 << 10
+	// long segment goes out in pieces. A file's read (fileReadSize) of 100-byte
+	// lines is about 140 KiB of JSON: at 64 KiB it took two writes, one of them
+	// small; at 128 KiB (cat's writes too), one, and catching up into a pipe took
+	// about a sixth less time (bench/compare.sh catchup, into drain).
+	writeChunk = 128 << 10
 )
 
 // writeSegment writes seg to out as appendSegment encodes it, using buf as the output
@@ -305,17 +385,10 @@ func (e *encoder) writeRecord(out *Output, buf, rec []byte, cut bool, now time.T
 // holds, encoded as appendSegment does: raw bytes straight from line, JSON escaped
 // in pieces of about writeChunk. It returns what is left to put in buf.
 func (e *encoder) putLongLine(out *Output, buf, line []byte, partial bool, now time.Time) ([]byte, error) {
-	e.stamp = now.AppendFormat(e.stamp[:0], time.RFC3339Nano)
+	if !e.plain {
+		buf = append(buf, e.lineHead(now)...)
+	}
 	if !e.json {
-		if !e.plain {
-			for i, p := range e.prefix {
-				if e.timeAt[i] {
-					buf = append(buf, e.stamp...)
-				} else {
-					buf = append(buf, p...)
-				}
-			}
-		}
 		if len(buf) > 0 {
 			if err := out.put(buf); err != nil {
 				return buf[:0], err
@@ -326,9 +399,6 @@ func (e *encoder) putLongLine(out *Output, buf, line []byte, partial bool, now t
 		}
 		return append(buf[:0], '\n'), nil
 	}
-	buf = append(buf, `{"time":"`...)
-	buf = append(buf, e.stamp...)
-	buf = append(buf, e.jsonHead...)
 	for len(line) > 0 {
 		// Cut at a rune's start, so each piece escapes as it would in the whole.
 		n := len(line)
@@ -344,8 +414,5 @@ func (e *encoder) putLongLine(out *Output, buf, line []byte, partial bool, now t
 			buf = buf[:0]
 		}
 	}
-	if partial {
-		return append(buf, `","partial":true}`+"\n"...), nil
-	}
-	return append(buf, `"}`+"\n"...), nil
+	return append(buf, jsonTail(partial)...), nil
 }

@@ -98,6 +98,18 @@ func FuzzJSON(f *testing.F) {
 		if len(lines) != len(wantLines) {
 			t.Fatalf("%d objects for %d lines: %q", len(lines), len(wantLines), out)
 		}
+		// Byte for byte as each line escaped alone by the encoding/json reference:
+		// the one pass over the segment stops at newlines and escapes nothing else
+		// differently.
+		var want []byte
+		for i, line := range wantLines {
+			want = append(want, e.lineHead(goldenTime)...)
+			want = appendJSONStringStd(want, []byte(line))
+			want = append(want, jsonTail(partial && i == len(wantLines)-1)...)
+		}
+		if !bytes.Equal(out, want) {
+			t.Fatalf("segment %q encodes to\n%q, want\n%q", seg, out, want)
+		}
 		for i, line := range lines {
 			var obj struct {
 				Time, Tag, File, Message string
@@ -136,13 +148,30 @@ func FuzzLineReader(f *testing.F) {
 	})
 }
 
-func BenchmarkJSON(b *testing.B) {
-	data := bytes.Repeat([]byte(strings.Repeat("x", 99)+"\n"), 1<<10)
-	e := newEncoder(Format{JSON: true}, "app", "/var/log/app.log")
-	var out []byte
-	b.SetBytes(int64(len(data)))
-	for b.Loop() {
-		out = e.appendSegment(out[:0], data, false, goldenTime)
+// BenchmarkEncode is a segment of the reader's usual size through each format
+// that encodes line by line: 100-byte lines as bench/compare.sh writes them, and
+// lines that carry a JSON payload, so escapes come every few bytes.
+func BenchmarkEncode(b *testing.B) {
+	plain := strings.Repeat("x", 99) + "\n"
+	quoted := `level=info msg="request done" body={"id":42,"path":"/api/v1/items","ok":true}` + "\n"
+	for _, tc := range []struct {
+		name string
+		f    Format
+		line string
+	}{
+		{"json/plain", Format{JSON: true}, plain},
+		{"json/quoted", Format{JSON: true}, quoted},
+		{"timestamps/plain", Format{Prefix: Prefix{{field: "time"}, {literal: " "}}}, plain},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			data := bytes.Repeat([]byte(tc.line), readSize/len(tc.line))
+			e := newEncoder(tc.f, "app", "/var/log/app.log")
+			var out []byte
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				out = e.appendSegment(out[:0], data, false, goldenTime)
+			}
+		})
 	}
 }
 
