@@ -1,14 +1,19 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // seqs returns the sequence numbers of stream's lines, in output order.
@@ -375,4 +380,61 @@ func checkRuns(t *testing.T, runs [][]string, want int) {
 		t.Fatalf("the runs end at line %d, the writer wrote %d", next-1, want)
 	}
 	t.Logf("%d runs, %d lines; at most %d bytes repeated by a restart", len(runs), want, worst)
+}
+
+// TestKillWhileOutputWaits: SIGKILL while a write waits for room in a full stdout
+// pipe leaves no line cut in two there. The file holds more than the pipe, the
+// pipe is never read until sidetail is dead; with checkpoints (16 KiB writes) and
+// without (a whole read per write).
+func TestKillWhileOutputWaits(t *testing.T) {
+	t.Parallel()
+	for _, stateDir := range []string{"--state-dir=", "--state-dir=" + t.TempDir()} {
+		path := filepath.Join(t.TempDir(), "app.log")
+		g := &lineGen{stream: "w"}
+		if err := os.WriteFile(path, g.next(100_000), 0o644); err != nil { // 5.6 MB
+			t.Fatal(err)
+		}
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, stateDir, path)
+		cmd.Stdout = w
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		waitUntil(t, func() bool { return waitsOnPipe(cmd.Process.Pid) },
+			func() string { return stateDir + ": sidetail never waited in a write to its full stdout" })
+		cmd.Process.Kill()
+		cmd.Wait()
+		out, err := io.ReadAll(r)
+		r.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasSuffix(out, []byte("\n")) {
+			t.Errorf("%s: the pipe ends inside a line: %q", stateDir, out[max(0, len(out)-60):])
+		}
+		for i, l := range strings.Split(strings.TrimSuffix(string(out), "\n"), "\n") {
+			if f := strings.Fields(l); len(f) != 3 || f[2] != filler(i) {
+				t.Fatalf("%s: line %d is not whole: %q", stateDir, i, l)
+			}
+		}
+	}
+}
+
+// waitsOnPipe reports whether process pid sleeps in a write to its stdout, a pipe:
+// a thread's current system call is write on descriptor 1, and it sleeps in the
+// kernel's pipe write (its wait channel).
+func waitsOnPipe(pid int) bool {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
+	for _, task := range tasks {
+		call, err1 := os.ReadFile(task + "/syscall")
+		wchan, err2 := os.ReadFile(task + "/wchan")
+		if err1 == nil && err2 == nil && strings.HasPrefix(string(call), fmt.Sprintf("%d 0x1 ", unix.SYS_WRITE)) && strings.Contains(string(wchan), "pipe_write") {
+			return true
+		}
+	}
+	return false
 }

@@ -1,6 +1,7 @@
 package tailer
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -73,14 +74,16 @@ type Output struct {
 	err   error
 	pace  *rate.Limiter // nil: as fast as the reader takes it
 	sleep func(time.Duration)
+	pipe  *pipe // nil: w is not a pipe
 }
 
 // NewOutput returns an Output writing to w.
 func NewOutput(w io.Writer) *Output {
+	o := &Output{w: w, sleep: time.Sleep}
 	if f, ok := w.(*os.File); ok {
-		growPipe(f)
+		o.pipe = growPipe(f)
 	}
-	return &Output{w: w, sleep: time.Sleep}
+	return o
 }
 
 // pipeSize is what a pipe on stdout is grown to: the most an unprivileged process
@@ -91,20 +94,75 @@ const pipeSize = 1 << 20
 // system allows: a follower's write of a wakeup's lines then fits whole and
 // returns, rather than sleep until the reader has taken most of it; every such
 // sleep costs a thread switch or several (the Go scheduler hands the blocked
-// thread's processor on). Memory is taken only as bytes wait in the pipe.
-func growPipe(f *os.File) {
+// thread's processor on). Memory is taken only as bytes wait in the pipe. It
+// returns the pipe, nil when f is none.
+func growPipe(f *os.File) *pipe {
 	info, err := f.Stat()
 	if err != nil || info.Mode()&fs.ModeNamedPipe == 0 {
-		return
+		return nil
 	}
 	rc, err := f.SyscallConn()
 	if err != nil {
-		return
+		return nil
 	}
+	p := &pipe{rc: rc, page: os.Getpagesize()}
 	_ = rc.Control(func(fd uintptr) {
 		// A failure (EPERM above the limit, EBUSY) leaves the pipe as it was.
 		_, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize)
+		p.size, err = unix.FcntlInt(fd, unix.F_GETPIPE_SZ, 0)
 	})
+	if err != nil {
+		return nil
+	}
+	return p
+}
+
+// pipe is stdout as a pipe, where a write must not be cut by SIGKILL. A write that
+// fits in the pipe's free room is copied whole before the call returns; one that
+// does not sleeps once the pipe is full, and if SIGKILL comes then, the part
+// already copied stays in the pipe: a line cut in two, which the restart repeats
+// whole after it. Writes of at most atomicWrite bytes are never cut (POSIX
+// PIPE_BUF): they wait until they fit. So a write larger than the room goes out
+// as runs of whole lines of at most that size.
+type pipe struct {
+	rc   syscall.RawConn
+	size int // bytes the pipe holds
+	page int
+}
+
+// atomicWrite is PIPE_BUF on Linux.
+const atomicWrite = 4096
+
+// fits reports whether n bytes surely fit in the pipe's free room now. Only we
+// write to it, so the room can only grow until our next write. The kernel keeps a
+// pipe's bytes in pages: a write of at most a page that does not fit in the last
+// one's rest takes a new page, so pages may be little more than half full (two
+// pages in a row always hold more than one). The room is counted as the pages
+// left when the queued bytes take twice their pages, and two more. (TIOCINQ is
+// FIONREAD: the bytes queued.)
+func (p *pipe) fits(n int) bool {
+	queued, err := -1, error(nil)
+	if cerr := p.rc.Control(func(fd uintptr) { queued, err = unix.IoctlGetInt(int(fd), unix.TIOCINQ) }); cerr != nil || err != nil {
+		return true // as before: one write
+	}
+	pages := p.size/p.page - 2*((queued+p.page-1)/p.page) - 2
+	return n <= pages*p.page
+}
+
+// atomicRun returns the length of the first piece of b to write when it does not
+// fit: its whole lines within atomicWrite bytes, or the first line alone when it
+// is longer (that one may be cut).
+func atomicRun(b []byte) int {
+	if len(b) <= atomicWrite {
+		return len(b)
+	}
+	if nl := bytes.LastIndexByte(b[:atomicWrite], '\n'); nl >= 0 {
+		return nl + 1
+	}
+	if nl := bytes.IndexByte(b[atomicWrite:], '\n'); nl >= 0 {
+		return atomicWrite + nl + 1
+	}
+	return len(b)
 }
 
 // Pace limits the output to bytesPerSecond on average, for every follower together:
@@ -135,13 +193,26 @@ func (o *Output) put(p []byte) error {
 		return o.err
 	}
 	o.wait(len(p))
+	if o.pipe != nil && len(p) > atomicWrite && !o.pipe.fits(len(p)) {
+		for len(p) > 0 && o.err == nil {
+			n := atomicRun(p)
+			o.send(p[:n])
+			p = p[n:]
+		}
+		return o.err
+	}
+	o.send(p)
+	return o.err
+}
+
+// send writes p, keeping the first failure.
+func (o *Output) send(p []byte) {
 	if _, err := o.w.Write(p); err != nil {
 		if errors.Is(err, syscall.EPIPE) {
 			err = ErrOutputClosed
 		}
 		o.err = fmt.Errorf("write output: %w", err)
 	}
-	return o.err
 }
 
 // wait takes n bytes from the pacing bucket, in pieces of at most its size (a
