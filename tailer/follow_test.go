@@ -334,3 +334,11 @@ func TestResumeAfterUncheckpointedCut(t *testing.T) {
 	s = startStepped(t, path, cfg)
 	s.waitFor(t, more)
 }
+
+// run follows path (see follower.start) until it ends, and returns its error.
+func (f *follower) run(ctx context.Context, w *watcher) error {
+	defer context.AfterFunc(ctx, w.notifyAll)() // as Run does: parked, it sees ctx done
+	done := make(chan error, 1)
+	f.start(ctx, w, func(err error) { done <- err })
+	return <-done
+}

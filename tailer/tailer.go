@@ -183,6 +183,8 @@ func Run(ctx context.Context, cfg Config, sources []Source, out *Output) error {
 	// An output error ends everything: cancel, so the others stop at their next write.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Parked followers see the end at their next wakeup: this one.
+	defer context.AfterFunc(ctx, w.notifyAll)()
 	var failOnce sync.Once
 	var failed error
 	fail := func(err error) {
@@ -209,8 +211,11 @@ func Run(ctx context.Context, cfg Config, sources []Source, out *Output) error {
 		if tag == "" {
 			tag = DefaultTag(src.Path)
 		}
-		f := t.follower(src.Path, tag, followOpts{fromTail: cfg.FromTail})
-		wg.Go(func() { fail(f.run(ctx, w)) })
+		wg.Add(1)
+		t.follower(src.Path, tag, followOpts{fromTail: cfg.FromTail}).start(ctx, w, func(err error) {
+			fail(err)
+			wg.Done()
+		})
 	}
 	cfg.Metrics.Started()
 	wg.Wait()

@@ -36,6 +36,9 @@ type subscription struct {
 	// that took the path at once, even while the follower is blocked writing,
 	// without a goroutine of its own woken by every write.
 	pin func()
+	// woken, if not nil, is called after each wakeup is sent: it goes on with a
+	// parked follower (see parking).
+	woken func()
 }
 
 func newSubscription(pin func()) *subscription {
@@ -306,6 +309,9 @@ func wakeAll(subs []*subscription, names bool) {
 			}
 		}
 		notify(s.wake)
+		if s.woken != nil {
+			s.woken()
+		}
 	}
 }
 
@@ -351,6 +357,8 @@ type waker struct {
 	idle func()
 	// lr gives its read buffer back while the follower waits: idle files hold none.
 	lr *LineReader
+	// park lets an idle follower end its goroutine (see pause).
+	park parking
 }
 
 // watch subscribes to the folders of path and, when it is a symbolic link, of its

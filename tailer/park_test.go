@@ -1,0 +1,105 @@
+package tailer
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// waitParked waits until f has given up its goroutine while its file is idle; the
+// deadline is a hang guard.
+func waitParked(t *testing.T, f *follower) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !f.wait.park.parked.Load() || followerLoops() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the follower never parked (%d goroutines in its loop)", followerLoops())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// followerLoops counts the goroutines running a follower's loop.
+func followerLoops() int {
+	buf := make([]byte, 1<<20)
+	return bytes.Count(buf[:runtime.Stack(buf, true)], []byte("tailer.(*follower).loop("))
+}
+
+// An idle follower holds no goroutine, and a write wakes it: lines written while
+// it was parked come out, and it parks again.
+func TestParkedWokenByWrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	write(t, path, "a\n", os.O_APPEND)
+	f, out, _ := watchedFollower(t, path, followOpts{}, 0)
+	waitOutput(t, out, "a\n")
+	for _, line := range []string{"b\n", "c\n"} {
+		waitParked(t, f)
+		before := out.String()
+		write(t, path, line, os.O_APPEND)
+		waitOutput(t, out, before+line)
+	}
+}
+
+// A rename rotation while parked: the old file's last lines (written after the
+// rename, as an app does until it reopens) come out, then the new file's.
+func TestParkedRotation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	write(t, path, "1\n", os.O_APPEND)
+	f, out, _ := watchedFollower(t, path, followOpts{}, 50*time.Millisecond)
+	waitOutput(t, out, "1\n")
+	waitParked(t, f)
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	write(t, path+".1", "2\n", os.O_APPEND)
+	write(t, path, "3\n", os.O_APPEND|os.O_CREATE)
+	waitOutput(t, out, "1\n2\n3\n")
+	waitParked(t, f)
+	write(t, path, "4\n", os.O_APPEND)
+	waitOutput(t, out, "1\n2\n3\n4\n")
+}
+
+// A globbed file written and deleted at once while its follower is parked: the
+// last line is read through the open descriptor, and the follower ends.
+func TestParkedDeleted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	write(t, path, "a\n", os.O_APPEND)
+	f, out, ended := watchedFollower(t, path, followOpts{globbed: true}, 10*time.Millisecond)
+	waitOutput(t, out, "a\n")
+	waitParked(t, f)
+	write(t, path, "b\n", os.O_APPEND)
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-ended:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second): // hang guard
+		t.Fatal("the follower of a deleted file never ended")
+	}
+	if got := out.String(); got != "a\nb\n" {
+		t.Fatalf("output %q, want %q", got, "a\nb\n")
+	}
+}
+
+// Shutdown while parked: nothing wakes the follower but the end (no events, no
+// polls), and it reads what was written meanwhile before it returns.
+func TestParkedShutdownDrains(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	write(t, path, "a\n", os.O_APPEND)
+	s := startStepped(t, path, Config{})
+	s.waitFor(t, "a\n")
+	for followerLoops() > 0 {
+		time.Sleep(time.Millisecond) // hang guard: the test's deadline
+	}
+	write(t, path, "b\n", os.O_APPEND)
+	s.stop(t)
+	if got := s.out.String(); got != "a\nb\n" {
+		t.Fatalf("output %q, want %q", got, "a\nb\n")
+	}
+}
