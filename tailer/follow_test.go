@@ -23,6 +23,7 @@ import (
 type stepped struct {
 	out    *syncbuf.Buffer
 	w      *watcher
+	f      *follower
 	dir    string
 	idle   chan struct{}
 	cancel context.CancelFunc
@@ -46,7 +47,8 @@ func startStepped(t *testing.T, path string, cfg Config) *stepped {
 		default: // the test has not taken the last one yet: one is enough
 		}
 	}}
-	go func() { s.done <- tl.follower(path, "t", followOpts{fromTail: cfg.FromTail}).run(ctx, s.w) }()
+	s.f = tl.follower(path, "t", followOpts{fromTail: cfg.FromTail})
+	go func() { s.done <- s.f.run(ctx, s.w) }()
 	t.Cleanup(func() { s.stop(t) })
 	return s
 }

@@ -94,9 +94,7 @@ func TestParkedShutdownDrains(t *testing.T) {
 	write(t, path, "a\n", os.O_APPEND)
 	s := startStepped(t, path, Config{})
 	s.waitFor(t, "a\n")
-	for followerLoops() > 0 {
-		time.Sleep(time.Millisecond) // hang guard: the test's deadline
-	}
+	waitParked(t, s.f)
 	write(t, path, "b\n", os.O_APPEND)
 	s.stop(t)
 	if got := s.out.String(); got != "a\nb\n" {
