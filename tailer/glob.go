@@ -47,7 +47,9 @@ func (t *tailer) scan(ctx context.Context, src Source, scanned func()) error {
 	defer g.running.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	defer context.AfterFunc(ctx, t.watcher.notifyAll)() // parked followers see the end
+	// Parked followers see the end at the wakeup this gives, on every return: it
+	// is not stopped, so the cancel above always brings it.
+	context.AfterFunc(ctx, t.watcher.notifyAll)
 	g.start(ctx, t.cfg.FromTail)
 	scanned() // readiness: the glob was matched once
 	for {

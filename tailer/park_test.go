@@ -2,6 +2,8 @@ package tailer
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -99,5 +101,37 @@ func TestParkedShutdownDrains(t *testing.T) {
 	s.stop(t)
 	if got := s.out.String(); got != "a\nb\n" {
 		t.Fatalf("output %q, want %q", got, "a\nb\n")
+	}
+}
+
+// failingWriter fails every write, as stdout does once its reader went away.
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, ErrOutputClosed }
+
+// An output error in one file ends the other followers, even those parked on idle
+// files: Run returns the error, with the files named or globbed.
+func TestParkedEndOnOutputError(t *testing.T) {
+	dir := t.TempDir()
+	idle, busy := filepath.Join(dir, "idle.log"), filepath.Join(dir, "busy.log")
+	write(t, idle, "", os.O_APPEND)
+	write(t, busy, "x\n", os.O_APPEND)
+	for name, sources := range map[string][]Source{
+		"files": {{Path: idle}, {Path: busy}},
+		"glob":  {{Path: filepath.Join(dir, "*.log")}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := Config{MaxLine: 1 << 20, PollInterval: time.Hour}
+			ended := make(chan error, 1)
+			go func() { ended <- Run(context.Background(), cfg, sources, NewOutput(failingWriter{})) }()
+			select {
+			case err := <-ended:
+				if !errors.Is(err, ErrOutputClosed) {
+					t.Fatalf("Run returned %v, want the output error", err)
+				}
+			case <-time.After(10 * time.Second): // hang guard
+				t.Fatal("Run never returned after the output failed")
+			}
+		})
 	}
 }

@@ -183,8 +183,8 @@ func Run(ctx context.Context, cfg Config, sources []Source, out *Output) error {
 	// An output error ends everything: cancel, so the others stop at their next write.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// Parked followers see the end at their next wakeup: this one.
-	defer context.AfterFunc(ctx, w.notifyAll)()
+	// Parked followers see the end at the wakeup this gives, however it comes.
+	context.AfterFunc(ctx, w.notifyAll)
 	var failOnce sync.Once
 	var failed error
 	fail := func(err error) {
