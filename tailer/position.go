@@ -31,15 +31,20 @@ func (p *position) at(file *os.File, off int64) {
 	p.mark = append(p.mark[:0], fileid.ReadAt(file, off-n, int(n))...)
 }
 
-// advance moves past recent, the bytes just read.
+// advance moves past recent, the bytes just read. The oldest bytes make room
+// before the new ones come, and the mark grows to markLen at most: appended first,
+// it would keep a capacity of up to twice that, which every idle file would hold.
 func (p *position) advance(recent []byte) {
 	p.off += int64(len(recent))
 	if len(recent) >= markLen {
 		recent = recent[len(recent)-markLen:]
-		p.mark = p.mark[:0]
+	}
+	p.keepLast(markLen - len(recent))
+	if need := len(p.mark) + len(recent); need > cap(p.mark) {
+		grown := make([]byte, len(p.mark), min(markLen, max(need, 2*cap(p.mark))))
+		p.mark = grown[:copy(grown, p.mark)]
 	}
 	p.mark = append(p.mark, recent...)
-	p.keepLast(markLen)
 }
 
 // moveDown follows a cut that removed n bytes from the front of file: every offset
