@@ -25,6 +25,7 @@ const (
 	truncated        // same file, smaller than our offset or refilled past it
 	replaced         // the path names another file now
 	gone             // the path names nothing
+	quiet            // unchanged, and nothing past our offset: no read needed
 	parked           // not a change: the follower parked while the file was idle
 )
 
@@ -231,10 +232,13 @@ func (f *follower) follow(ctx context.Context) (change, error) {
 		// Check before reading: reading first would take the bytes of a file
 		// truncated and refilled past our offset for more of the old content.
 		switch c := f.check(f.wait.sub.renamed()); c {
-		case unchanged:
-			n, err := f.readToEOF()
-			if err != nil {
-				return c, err
+		case unchanged, quiet:
+			var n int64
+			if c == unchanged {
+				var err error
+				if n, err = f.readToEOF(); err != nil {
+					return c, err
+				}
 			}
 			f.cut()
 			if n == 0 {
@@ -366,10 +370,7 @@ func (f *follower) check(renamed bool) change {
 		}
 		// The size is not known: a file cut below our offset shows in the mark,
 		// which is then not all there.
-		if f.pos.truncated(f.cur.File, -1, f.cur.head) {
-			return truncated
-		}
-		return unchanged
+		return f.sinceMark(-1)
 	}
 	info, err := os.Stat(f.path)
 	if err != nil {
@@ -389,8 +390,19 @@ func (f *follower) check(renamed bool) change {
 	if f.pins.count() > 0 {
 		return replaced
 	}
-	if f.pos.truncated(f.cur.File, info.Size(), f.cur.head) {
+	return f.sinceMark(info.Size())
+}
+
+// sinceMark tells a file truncated (see position.truncated) from one unchanged,
+// and that from one unchanged with nothing to read (quiet), for a regular file
+// of the given size (-1: not known).
+func (f *follower) sinceMark(size int64) change {
+	cut, more := f.pos.truncated(f.cur.File, size, f.cur.head)
+	switch {
+	case cut:
 		return truncated
+	case !more && f.cur.info.Mode().IsRegular():
+		return quiet
 	}
 	return unchanged
 }

@@ -2,6 +2,8 @@ package tailer
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -22,4 +24,35 @@ func TestMarkBounded(t *testing.T) {
 			t.Fatalf("after a read of %d: the mark holds %d bytes of memory, more than %d", n, cap(p.mark), markLen)
 		}
 	}
+}
+
+// The check of the mark at a wakeup also tells whether there is anything to read:
+// a wakeup that brings nothing then needs no read and no read buffer.
+func TestMarkSaysMore(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	write(t, path, "one\ntwo\n", os.O_APPEND)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := readHead(f)
+	var p position
+	p.at(f, 8)
+	check := func(size int64, wantCut, wantMore bool) {
+		t.Helper()
+		if cut, more := p.truncated(f, size, h); cut != wantCut || more != wantMore {
+			t.Fatalf("size %d: truncated %v, more %v; want %v, %v", size, cut, more, wantCut, wantMore)
+		}
+	}
+	check(-1, false, false)
+	check(8, false, false)
+	write(t, path, "three\n", os.O_APPEND)
+	check(-1, false, true)
+	check(14, false, true)
+	p.advance([]byte("three\n"))
+	check(-1, false, false)
+	// Truncated and refilled past our offset with other lines.
+	write(t, path, "eins\nzwei\ndrei\nvier\n", os.O_TRUNC)
+	check(-1, true, true)
 }
