@@ -71,7 +71,7 @@ func (s *stepped) step(t *testing.T) {
 	case <-s.idle: // an earlier idle: not the one after this wakeup
 	default:
 	}
-	s.w.notify(s.dir, true)
+	s.w.notify(s.dir, true, "")
 	s.waitIdle(t)
 }
 

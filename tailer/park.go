@@ -2,6 +2,7 @@ package tailer
 
 import (
 	"context"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 )
@@ -19,6 +20,35 @@ import (
 type parking struct {
 	parked atomic.Bool
 	resume func() // starts a goroutine that goes on following
+	// bases are the base names of the path and of its link target: a write to
+	// another file of the folders (see written) leaves the follower parked, so
+	// one busy file among a thousand idle ones does not start a thousand
+	// goroutines at each write.
+	bases atomic.Pointer[[2]string]
+}
+
+// own records the names under which writes to the file being read come: path,
+// and target when path is a symbolic link ("" when it is not).
+func (p *parking) own(path, target string) {
+	b := [2]string{filepath.Base(path), filepath.Base(path)}
+	if target != "" {
+		b[1] = filepath.Base(target)
+	}
+	if old := p.bases.Load(); old == nil || *old != b {
+		p.bases.Store(&b)
+	}
+}
+
+// concerns reports whether a wakeup for a write to written ("": anything else
+// happened) may concern the file being read. A file written under another name
+// (a hard link) is seen at the next safety poll.
+func (p *parking) concerns(written string) bool {
+	b := p.bases.Load()
+	if written == "" || b == nil {
+		return true
+	}
+	base := filepath.Base(written)
+	return base == b[0] || base == b[1]
 }
 
 // park reports whether the follower parked: its goroutine must then return without
@@ -34,10 +64,10 @@ func (p *parking) park(wake chan struct{}) bool {
 	}
 }
 
-// unpark goes on with a parked follower, on a new goroutine. Called after a wakeup
-// was sent to its subscription.
-func (p *parking) unpark() {
-	if p.parked.CompareAndSwap(true, false) {
+// unpark goes on with a parked follower, on a new goroutine, unless the wakeup is
+// for a write to another file. Called after a wakeup was sent to its subscription.
+func (p *parking) unpark(written string) {
+	if p.concerns(written) && p.parked.CompareAndSwap(true, false) {
 		p.resume()
 	}
 }

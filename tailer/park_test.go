@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -35,7 +36,7 @@ func followerLoops() int {
 func TestParkedWokenByWrite(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "app.log")
 	write(t, path, "a\n", os.O_APPEND)
-	f, out, _ := watchedFollower(t, path, followOpts{}, 0)
+	f, out, _ := watchedFollower(t, path, followOpts{}, 0, nil)
 	waitOutput(t, out, "a\n")
 	for _, line := range []string{"b\n", "c\n"} {
 		waitParked(t, f)
@@ -45,12 +46,37 @@ func TestParkedWokenByWrite(t *testing.T) {
 	}
 }
 
+// Writes to the other files of its folder leave a parked follower parked: one busy
+// file among many idle ones wakes only its own follower. A write to its file
+// wakes it.
+func TestParkedIgnoresOtherFiles(t *testing.T) {
+	dir := t.TempDir()
+	path, other := filepath.Join(dir, "app.log"), filepath.Join(dir, "other.log")
+	write(t, path, "a\n", os.O_APPEND)
+	var looks atomic.Int64
+	f, out, _ := watchedFollower(t, path, followOpts{}, 0, func() { looks.Add(1) })
+	waitOutput(t, out, "a\n")
+	waitParked(t, f)
+	before := looks.Load()
+	for range 20 {
+		write(t, other, "busy\n", os.O_APPEND)
+	}
+	write(t, path, "b\n", os.O_APPEND)
+	waitOutput(t, out, "a\nb\n")
+	waitParked(t, f)
+	// One look for the write to app.log; a second if its wakeup came while the
+	// first was under way.
+	if n := looks.Load() - before; n > 2 {
+		t.Fatalf("%d looks for 20 writes to another file and one to its own", n)
+	}
+}
+
 // A rename rotation while parked: the old file's last lines (written after the
 // rename, as an app does until it reopens) come out, then the new file's.
 func TestParkedRotation(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "app.log")
 	write(t, path, "1\n", os.O_APPEND)
-	f, out, _ := watchedFollower(t, path, followOpts{}, 50*time.Millisecond)
+	f, out, _ := watchedFollower(t, path, followOpts{}, 50*time.Millisecond, nil)
 	waitOutput(t, out, "1\n")
 	waitParked(t, f)
 	if err := os.Rename(path, path+".1"); err != nil {
@@ -69,7 +95,7 @@ func TestParkedRotation(t *testing.T) {
 func TestParkedDeleted(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "app.log")
 	write(t, path, "a\n", os.O_APPEND)
-	f, out, ended := watchedFollower(t, path, followOpts{globbed: true}, 10*time.Millisecond)
+	f, out, ended := watchedFollower(t, path, followOpts{globbed: true}, 10*time.Millisecond, nil)
 	waitOutput(t, out, "a\n")
 	waitParked(t, f)
 	write(t, path, "b\n", os.O_APPEND)

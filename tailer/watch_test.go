@@ -17,13 +17,14 @@ import (
 // it relays, an event brought it.
 func watched(t *testing.T, path string) *syncbuf.Buffer {
 	t.Helper()
-	_, out, _ := watchedFollower(t, path, followOpts{}, 0)
+	_, out, _ := watchedFollower(t, path, followOpts{}, 0, nil)
 	return out
 }
 
-// watchedFollower is watched with the follower's options and settle period; it
-// returns the follower too, and what its run returned once it ended.
-func watchedFollower(t *testing.T, path string, opts followOpts, settle time.Duration) (*follower, *syncbuf.Buffer, <-chan error) {
+// watchedFollower is watched with the follower's options, settle period and idle
+// hook (see tailer.idle); it returns the follower too, and what its run returned
+// once it ended.
+func watchedFollower(t *testing.T, path string, opts followOpts, settle time.Duration, idle func()) (*follower, *syncbuf.Buffer, <-chan error) {
 	t.Helper()
 	cfg := &Config{MaxLine: 1 << 20, PollInterval: time.Hour, Settle: settle, Log: slog.New(slog.DiscardHandler)}
 	w := newWatcher(cfg.Log, inotifyWhereItWorks, cfg.PollInterval)
@@ -32,7 +33,7 @@ func watchedFollower(t *testing.T, path string, opts followOpts, settle time.Dur
 	}
 	w.safety = time.Hour
 	out := &syncbuf.Buffer{}
-	tl := &tailer{cfg: cfg, out: NewOutput(out), files: newRegistry(), watcher: w, bufs: newBufPool()}
+	tl := &tailer{cfg: cfg, out: NewOutput(out), files: newRegistry(), watcher: w, bufs: newBufPool(), idle: idle}
 	f := tl.follower(path, "t", opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	ended := make(chan error, 1)
