@@ -106,12 +106,12 @@ func growPipe(f *os.File) *pipe {
 		return nil
 	}
 	p := &pipe{rc: rc, page: os.Getpagesize()}
-	_ = rc.Control(func(fd uintptr) {
+	cerr := rc.Control(func(fd uintptr) {
 		// A failure (EPERM above the limit, EBUSY) leaves the pipe as it was.
 		_, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize)
 		p.size, err = unix.FcntlInt(fd, unix.F_GETPIPE_SZ, 0)
 	})
-	if err != nil {
+	if cerr != nil || err != nil {
 		return nil
 	}
 	return p
