@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"runtime"
 	"time"
 
 	"github.com/sidetail/sidetail/internal/fileid"
@@ -25,8 +24,6 @@ const (
 	truncated        // same file, smaller than our offset or refilled past it
 	replaced         // the path names another file now
 	gone             // the path names nothing
-	quiet            // unchanged, and nothing past our offset: no read needed
-	parked           // not a change: the follower parked while the file was idle
 )
 
 // follower follows one path: the loop that checks the path, then reads, restarts,
@@ -49,7 +46,6 @@ type follower struct {
 	cur *openFile
 	pos position
 	lr  *LineReader
-	end func(err error) // set by begin: stops what begin started, then reports err
 }
 
 // followOpts says how a path came to be followed.
@@ -58,88 +54,34 @@ type followOpts struct {
 	globbed  bool // found by a glob: stop once the path is gone, the scanner restarts it
 }
 
-// start follows the path until ctx is done (then drains) or, for a globbed path,
-// until the file is gone and drained; then it calls done with the output error, if
-// any. It runs on goroutines of its own: one while there is work, none while the
-// file is idle (see parking). A parked follower sees ctx done at its next wakeup:
-// whoever cancels ctx wakes every subscriber of w then (w.notifyAll), one
-// registration for all followers rather than one each.
-func (f *follower) start(ctx context.Context, w *watcher, done func(error)) {
-	go func() {
-		f.begin(ctx, w, done)
-		f.loop(ctx)
-	}()
-	// Let it take its first look (and park) before the caller starts the next:
-	// each goroutine alive at once leaves a g of about 450 bytes behind for good,
-	// and a thousand files started in a burst left one for every other file.
-	runtime.Gosched()
-}
-
-// begin subscribes to the path's folders and starts what lasts as long as the
-// follower; f.end stops it all, in reverse order, and calls done.
-func (f *follower) begin(ctx context.Context, w *watcher, done func(error)) {
-	stopCP := f.emit.cp.start() // the offset word is written until the end: its file closes last
+// run follows the path until ctx is done (then drains) or, for a globbed path, until
+// the file is gone and drained. It returns only output errors.
+func (f *follower) run(ctx context.Context, w *watcher) error {
+	defer f.m.Close()
+	defer f.emit.cp.start()() // the offset word is written until the end: its file closes last
 	f.wait.w, f.wait.sub = w, newSubscription(f.pins.pin)
-	f.wait.sub.woken = f.wait.park.unpark
-	f.wait.park.resume = func() { go f.resume(ctx) }
 	f.wait.watch(f.path)
-	stopCuts := f.cuts.start()
-	f.end = func(err error) {
-		f.pins.closeAll()
-		stopCuts()
-		f.wait.stop()
-		stopCP()
-		f.m.Close()
-		done(err)
-	}
-}
+	defer f.wait.stop()
+	defer f.cuts.start()()
+	defer f.pins.closeAll()
 
-// resume goes on after the follower parked, taking the wakeup as wait would.
-func (f *follower) resume(ctx context.Context) {
-	select {
-	case <-f.wait.sub.wake:
-	default:
-	}
-	f.loop(ctx)
-}
-
-// loop follows the file being read, or the next one, until the follower parks or
-// ends.
-func (f *follower) loop(ctx context.Context) {
 	for {
-		// A file is being read when the follower parked while following it.
-		if f.cur == nil && !f.take(ctx) {
-			f.end(nil)
-			return
+		if next := f.pins.next(); next != nil {
+			f.use(next)
+		} else if !f.open(ctx) {
+			if f.opts.globbed && ctx.Err() == nil {
+				f.emit.cp.remove() // the file is gone and drained
+			}
+			return nil
 		}
 		next, err := f.follow(ctx)
-		if next == parked {
-			return // another goroutine may run the follower already: touch nothing
-		}
 		f.files.close(f.cur, f.pos.off)
 		f.cur = nil
 		// follow reports unchanged only once ctx is done and the file drained.
 		if err != nil || next == unchanged {
-			f.end(err)
-			return
+			return err
 		}
 	}
-}
-
-// take makes the next file the one being read: the oldest pinned one, else the
-// path opened. It reports false when there is none to follow any more (see open).
-func (f *follower) take(ctx context.Context) bool {
-	if next := f.pins.next(); next != nil {
-		f.use(next)
-		return true
-	}
-	if f.open(ctx) {
-		return true
-	}
-	if f.opts.globbed && ctx.Err() == nil {
-		f.emit.cp.remove() // the file is gone and drained
-	}
-	return false
 }
 
 // open opens the path, waiting while it is absent or unreadable. It reports false
@@ -232,13 +174,10 @@ func (f *follower) follow(ctx context.Context) (change, error) {
 		// Check before reading: reading first would take the bytes of a file
 		// truncated and refilled past our offset for more of the old content.
 		switch c := f.check(f.wait.sub.renamed()); c {
-		case unchanged, quiet:
-			var n int64
-			if c == unchanged {
-				var err error
-				if n, err = f.readToEOF(); err != nil {
-					return c, err
-				}
+		case unchanged:
+			n, err := f.readToEOF()
+			if err != nil {
+				return c, err
 			}
 			f.cut()
 			if n == 0 {
@@ -248,10 +187,8 @@ func (f *follower) follow(ctx context.Context) (change, error) {
 				}
 			}
 			// Bytes written after our last read raise an event, which is pending
-			// by now: wait returns at once for them (or park does not park).
-			if f.wait.pause(ctx, f.emit.recordExpiry(), f.cuts.C()) {
-				return parked, nil
-			}
+			// by now: wait returns at once for them.
+			f.wait.wait(ctx, f.emit.recordExpiry(), f.cuts.C())
 		case truncated:
 			f.m.Rotation(RotationTruncate)
 			f.cfg.Log.Info("file truncated, reading from its start", "path", f.path)
@@ -370,7 +307,10 @@ func (f *follower) check(renamed bool) change {
 		}
 		// The size is not known: a file cut below our offset shows in the mark,
 		// which is then not all there.
-		return f.sinceMark(-1)
+		if f.pos.truncated(f.cur.File, -1, f.cur.head) {
+			return truncated
+		}
+		return unchanged
 	}
 	info, err := os.Stat(f.path)
 	if err != nil {
@@ -390,19 +330,8 @@ func (f *follower) check(renamed bool) change {
 	if f.pins.count() > 0 {
 		return replaced
 	}
-	return f.sinceMark(info.Size())
-}
-
-// sinceMark tells a file truncated (see position.truncated) from one unchanged,
-// and that from one unchanged with nothing to read (quiet), for a regular file
-// of the given size (-1: not known).
-func (f *follower) sinceMark(size int64) change {
-	cut, more := f.pos.truncated(f.cur.File, size, f.cur.head)
-	switch {
-	case cut:
+	if f.pos.truncated(f.cur.File, info.Size(), f.cur.head) {
 		return truncated
-	case !more && f.cur.info.Mode().IsRegular():
-		return quiet
 	}
 	return unchanged
 }

@@ -23,7 +23,6 @@ import (
 type stepped struct {
 	out    *syncbuf.Buffer
 	w      *watcher
-	f      *follower
 	dir    string
 	idle   chan struct{}
 	cancel context.CancelFunc
@@ -47,8 +46,7 @@ func startStepped(t *testing.T, path string, cfg Config) *stepped {
 		default: // the test has not taken the last one yet: one is enough
 		}
 	}}
-	s.f = tl.follower(path, "t", followOpts{fromTail: cfg.FromTail})
-	go func() { s.done <- s.f.run(ctx, s.w) }()
+	go func() { s.done <- tl.follower(path, "t", followOpts{fromTail: cfg.FromTail}).run(ctx, s.w) }()
 	t.Cleanup(func() { s.stop(t) })
 	return s
 }
@@ -71,7 +69,7 @@ func (s *stepped) step(t *testing.T) {
 	case <-s.idle: // an earlier idle: not the one after this wakeup
 	default:
 	}
-	s.w.notify(s.dir, true, "")
+	s.w.notify(s.dir, true)
 	s.waitIdle(t)
 }
 
@@ -335,12 +333,4 @@ func TestResumeAfterUncheckpointedCut(t *testing.T) {
 
 	s = startStepped(t, path, cfg)
 	s.waitFor(t, more)
-}
-
-// run follows path (see follower.start) until it ends, and returns its error.
-func (f *follower) run(ctx context.Context, w *watcher) error {
-	defer context.AfterFunc(ctx, w.notifyAll)() // as Run does: parked, it sees ctx done
-	done := make(chan error, 1)
-	f.start(ctx, w, func(err error) { done <- err })
-	return <-done
 }

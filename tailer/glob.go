@@ -47,9 +47,6 @@ func (t *tailer) scan(ctx context.Context, src Source, scanned func()) error {
 	defer g.running.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// Parked followers see the end at the wakeup this gives, on every return: it
-	// is not stopped, so the cancel above always brings it.
-	context.AfterFunc(ctx, t.watcher.notifyAll)
 	g.start(ctx, t.cfg.FromTail)
 	scanned() // readiness: the glob was matched once
 	for {
@@ -84,10 +81,8 @@ func (g *globber) start(ctx context.Context, fromTail bool) {
 			tag = DefaultTag(m)
 		}
 		f := g.t.follower(m, tag, followOpts{fromTail: fromTail, globbed: true})
-		g.running.Add(1)
-		f.start(ctx, g.t.watcher, func(err error) {
-			defer g.running.Done()
-			if err != nil {
+		g.running.Go(func() {
+			if err := f.run(ctx, g.t.watcher); err != nil {
 				select {
 				case g.errc <- err:
 				default:

@@ -31,20 +31,15 @@ func (p *position) at(file *os.File, off int64) {
 	p.mark = append(p.mark[:0], fileid.ReadAt(file, off-n, int(n))...)
 }
 
-// advance moves past recent, the bytes just read. The oldest bytes make room
-// before the new ones come, and the mark grows to markLen at most: appended first,
-// it would keep a capacity of up to twice that, which every idle file would hold.
+// advance moves past recent, the bytes just read.
 func (p *position) advance(recent []byte) {
 	p.off += int64(len(recent))
 	if len(recent) >= markLen {
 		recent = recent[len(recent)-markLen:]
-	}
-	p.keepLast(markLen - len(recent))
-	if need := len(p.mark) + len(recent); need > cap(p.mark) {
-		grown := make([]byte, len(p.mark), min(markLen, max(need, 2*cap(p.mark))))
-		p.mark = grown[:copy(grown, p.mark)]
+		p.mark = p.mark[:0]
 	}
 	p.mark = append(p.mark, recent...)
+	p.keepLast(markLen)
 }
 
 // moveDown follows a cut that removed n bytes from the front of file: every offset
@@ -59,29 +54,17 @@ func (p *position) moveDown(file *os.File, n int64) {
 // its head h, no longer holds what we read: it is smaller than our offset, or its
 // head or the bytes before the offset changed (truncated and refilled past it while
 // we were not looking, or cut below the offset: the mark is then not all there).
-// It also reports whether there are bytes past the offset (true when it cannot
-// tell): the read of the mark takes one byte more for that, so a wakeup that brings
-// nothing needs no read, and no read buffer.
-func (p *position) truncated(file *os.File, size int64, h head) (cut, more bool) {
+func (p *position) truncated(file *os.File, size int64, h head) bool {
 	if (size >= 0 && size < p.off) || !h.in(file) {
-		return true, true
-	}
-	if size >= 0 {
-		more = size > p.off
-		if len(p.mark) == 0 {
-			return false, more
-		}
-	}
-	from := p.off - int64(len(p.mark))
-	var now [markLen + 1]byte // on the stack: a check at every wakeup allocates nothing
-	n, err := file.ReadAt(now[:len(p.mark)+1], from)
-	if size < 0 {
-		more = n > len(p.mark) || (err != nil && err != io.EOF)
+		return true
 	}
 	if len(p.mark) == 0 {
-		return false, more
+		return false
 	}
-	return !bytes.Equal(now[:min(n, len(p.mark))], p.mark) && !p.punched(file), more
+	from := p.off - int64(len(p.mark))
+	var now [markLen]byte // on the stack: a check at every wakeup allocates nothing
+	n, _ := file.ReadAt(now[:len(p.mark)], from)
+	return !bytes.Equal(now[:n], p.mark) && !p.punched(file)
 }
 
 // marked reports whether a cut below the offset would show in the mark: there is

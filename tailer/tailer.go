@@ -254,8 +254,6 @@ func Run(ctx context.Context, cfg Config, sources []Source, out *Output) error {
 	// An output error ends everything: cancel, so the others stop at their next write.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// Parked followers see the end at the wakeup this gives, however it comes.
-	context.AfterFunc(ctx, w.notifyAll)
 	var failOnce sync.Once
 	var failed error
 	fail := func(err error) {
@@ -282,11 +280,8 @@ func Run(ctx context.Context, cfg Config, sources []Source, out *Output) error {
 		if tag == "" {
 			tag = DefaultTag(src.Path)
 		}
-		wg.Add(1)
-		t.follower(src.Path, tag, followOpts{fromTail: cfg.FromTail}).start(ctx, w, func(err error) {
-			fail(err)
-			wg.Done()
-		})
+		f := t.follower(src.Path, tag, followOpts{fromTail: cfg.FromTail})
+		wg.Go(func() { fail(f.run(ctx, w)) })
 	}
 	cfg.Metrics.Started()
 	wg.Wait()

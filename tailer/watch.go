@@ -36,10 +36,6 @@ type subscription struct {
 	// that took the path at once, even while the follower is blocked writing,
 	// without a goroutine of its own woken by every write.
 	pin func()
-	// woken, if not nil, is called after each wakeup is sent, with the file
-	// written when that is all that happened ("" otherwise): it goes on with a
-	// parked follower (see parking).
-	woken func(written string)
 }
 
 func newSubscription(pin func()) *subscription {
@@ -174,13 +170,9 @@ func (w *watcher) event(ev fsnotify.Event) {
 		}
 		w.mu.Unlock()
 		// A subscribed folder that came back or went changed wholesale.
-		w.notify(ev.Name, true, "")
+		w.notify(ev.Name, true)
 	}
-	written := ev.Name
-	if names {
-		written = ""
-	}
-	w.notify(filepath.Dir(ev.Name), names, written)
+	w.notify(filepath.Dir(ev.Name), names)
 }
 
 // Subscribe makes s receive wakeups for changes in dir.
@@ -274,21 +266,20 @@ func existingAncestor(dir string) string {
 }
 
 // notify wakes the subscribers of dir, pinning first when names changed there.
-// written names the file when a write is all that happened.
-func (w *watcher) notify(dir string, names bool, written string) {
+func (w *watcher) notify(dir string, names bool) {
 	w.mu.Lock()
 	subs := append([]*subscription(nil), w.subs[dir]...)
 	w.mu.Unlock()
-	wakeAll(subs, names, written)
+	wakeAll(subs, names)
 }
 
 // notifyPolled wakes the subscribers of the polled directories.
 func (w *watcher) notifyPolled() {
-	wakeAll(w.subscribers(func(at string) bool { return at == "" }), true, "")
+	wakeAll(w.subscribers(func(at string) bool { return at == "" }), true)
 }
 
 // notifyAll wakes every subscriber: the safety poll, or events were lost.
-func (w *watcher) notifyAll() { wakeAll(w.subscribers(func(string) bool { return true }), true, "") }
+func (w *watcher) notifyAll() { wakeAll(w.subscribers(func(string) bool { return true }), true) }
 
 // subscribers returns the subscriptions of the directories whose watch (see at)
 // passes keep.
@@ -306,7 +297,7 @@ func (w *watcher) subscribers(keep func(at string) bool) []*subscription {
 
 // wakeAll pins (when names may have changed) and wakes subs, outside the lock: a
 // pin opens files and may subscribe to a link target's folder.
-func wakeAll(subs []*subscription, names bool, written string) {
+func wakeAll(subs []*subscription, names bool) {
 	for _, s := range subs {
 		if names {
 			s.named.Store(true)
@@ -315,9 +306,6 @@ func wakeAll(subs []*subscription, names bool, written string) {
 			}
 		}
 		notify(s.wake)
-		if s.woken != nil {
-			s.woken(written)
-		}
 	}
 }
 
@@ -363,19 +351,15 @@ type waker struct {
 	idle func()
 	// lr gives its read buffer back while the follower waits: idle files hold none.
 	lr *LineReader
-	// park lets an idle follower end its goroutine (see pause).
-	park parking
 }
 
 // watch subscribes to the folders of path and, when it is a symbolic link, of its
 // target: rotation of the target happens there, and so do its writes' events.
 func (k *waker) watch(path string) {
 	dirs := []string{filepath.Dir(path)}
-	target, err := filepath.EvalSymlinks(path)
-	if err == nil && filepath.Dir(target) != dirs[0] {
+	if target, err := filepath.EvalSymlinks(path); err == nil && filepath.Dir(target) != dirs[0] {
 		dirs = append(dirs, filepath.Dir(target))
 	}
-	k.park.own(path, target)
 	if strings.Join(dirs, "\x00") == strings.Join(k.dirs, "\x00") {
 		return
 	}

@@ -17,34 +17,27 @@ import (
 // it relays, an event brought it.
 func watched(t *testing.T, path string) *syncbuf.Buffer {
 	t.Helper()
-	_, out, _ := watchedFollower(t, path, followOpts{}, 0, nil)
-	return out
-}
-
-// watchedFollower is watched with the follower's options, settle period and idle
-// hook (see tailer.idle); it returns the follower too, and what its run returned
-// once it ended.
-func watchedFollower(t *testing.T, path string, opts followOpts, settle time.Duration, idle func()) (*follower, *syncbuf.Buffer, <-chan error) {
-	t.Helper()
-	cfg := &Config{MaxLine: 1 << 20, PollInterval: time.Hour, Settle: settle, Log: slog.New(slog.DiscardHandler)}
+	cfg := &Config{MaxLine: 1 << 20, PollInterval: time.Hour, Log: slog.New(slog.DiscardHandler)}
 	w := newWatcher(cfg.Log, inotifyWhereItWorks, cfg.PollInterval)
 	if w.fs == nil {
 		t.Skip("no inotify here")
 	}
 	w.safety = time.Hour
 	out := &syncbuf.Buffer{}
-	tl := &tailer{cfg: cfg, out: NewOutput(out), files: newRegistry(), watcher: w, bufs: newBufPool(), idle: idle}
-	f := tl.follower(path, "t", opts)
+	tl := &tailer{cfg: cfg, out: NewOutput(out), files: newRegistry(), watcher: w, bufs: newBufPool()}
 	ctx, cancel := context.WithCancel(context.Background())
-	ended := make(chan error, 1)
 	var done sync.WaitGroup
 	done.Go(func() { w.Run(ctx) })
-	done.Go(func() { ended <- f.run(ctx, w) })
+	done.Go(func() {
+		if err := tl.follower(path, "t", followOpts{}).run(ctx, w); err != nil {
+			t.Errorf("follower: %v", err)
+		}
+	})
 	t.Cleanup(func() {
 		cancel()
 		done.Wait()
 	})
-	return f, out, ended
+	return out
 }
 
 // waitOutput waits until out holds want; the deadline is a hang guard.
