@@ -38,7 +38,7 @@ func stopAtLast(t *testing.T, p *proc, last int, who string) {
 		return len(s) > 0 && s[len(s)-1] == last
 	}, func() string { return who + " did not reach the last line" })
 	if code := p.stop(t); code != 0 {
-		t.Fatalf("exit %d", code)
+		t.Fatalf("%s: exit %d; stderr:\n%s", who, code, p.stderr.String())
 	}
 }
 
