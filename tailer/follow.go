@@ -45,6 +45,7 @@ type follower struct {
 
 	cur *openFile
 	pos position
+	src source // cur at pos, for lr
 	lr  *LineReader
 }
 
@@ -173,22 +174,22 @@ func (f *follower) follow(ctx context.Context) (change, error) {
 		}
 		// Check before reading: reading first would take the bytes of a file
 		// truncated and refilled past our offset for more of the old content.
-		switch c := f.check(f.wait.sub.renamed()); c {
-		case unchanged:
-			n, err := f.readToEOF()
+		// Where check leaves the mark to the read, the read checks it first.
+		c := f.check(f.wait.sub.renamed())
+		if c == unchanged {
+			n, err := f.readToEOF(true)
 			if err != nil {
 				return c, err
 			}
-			f.cut()
-			if n == 0 {
-				// Nothing new: a record left open by the last burst may be due.
-				if err := f.emit.expireRecord(); err != nil {
+			if !f.src.refilled {
+				if err := f.rest(ctx, n); err != nil {
 					return c, err
 				}
+				continue
 			}
-			// Bytes written after our last read raise an event, which is pending
-			// by now: wait returns at once for them.
-			f.wait.wait(ctx, f.emit.recordExpiry(), f.cuts.C())
+			c = truncated
+		}
+		switch c {
 		case truncated:
 			f.m.Rotation(RotationTruncate)
 			f.cfg.Log.Info("file truncated, reading from its start", "path", f.path)
@@ -206,6 +207,22 @@ func (f *follower) follow(ctx context.Context) (change, error) {
 			return c, f.emit.held(f.lr.Held())
 		}
 	}
+}
+
+// rest follows a read of n bytes that found the file unchanged: a cut if one is
+// due, an expired record, then the wait for the next wakeup.
+func (f *follower) rest(ctx context.Context, n int64) error {
+	f.cut()
+	if n == 0 {
+		// Nothing new: a record left open by the last burst may be due.
+		if err := f.emit.expireRecord(); err != nil {
+			return err
+		}
+	}
+	// Bytes written after our last read raise an event, which is pending by now:
+	// wait returns at once for them.
+	f.wait.wait(ctx, f.emit.recordExpiry(), f.cuts.C())
+	return nil
 }
 
 // cut lets Config.Cut remove what went out from the front of the file, when its
@@ -242,7 +259,7 @@ func (f *follower) shutdown() (change, error) {
 			return c, err
 		}
 	}
-	if _, err := f.readToEOF(); err != nil {
+	if _, err := f.readToEOF(false); err != nil {
 		return c, err
 	}
 	f.pins.pin()
@@ -279,7 +296,7 @@ func (f *follower) drain(ctx context.Context, replaced time.Time) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for caughtUp := false; ; caughtUp = true {
-		n, err := f.readToEOF()
+		n, err := f.readToEOF(false)
 		if err != nil {
 			return err
 		}
@@ -306,8 +323,8 @@ func (f *follower) check(renamed bool) change {
 			return replaced
 		}
 		// The size is not known: a file cut below our offset shows in the mark,
-		// which is then not all there.
-		if f.pos.truncated(f.cur.File, -1, f.cur.head) {
+		// which is then not all there; the read that follows checks it.
+		if !f.cur.head.in(f.cur.File) {
 			return truncated
 		}
 		return unchanged
@@ -339,12 +356,15 @@ func (f *follower) check(renamed bool) change {
 // readToEOF reads and emits until EOF and returns how many bytes it read. Read
 // errors end the read (the next wakeup tries again); only output errors are returned.
 // A short read of a regular file is its end: bytes written after it raise an event
-// that wakes the next wait, so the read that would return 0 is not made.
-func (f *follower) readToEOF() (int64, error) {
+// that wakes the next wait, so the read that would return 0 is not made. With
+// checkMark the first read checks the mark, and reads nothing if it is gone
+// (f.src.refilled).
+func (f *follower) readToEOF(checkMark bool) (int64, error) {
 	var total int64
 	regular := f.cur.info.Mode().IsRegular()
+	f.src = source{file: f.cur.File, pos: &f.pos, regular: regular, checkMark: checkMark}
 	for {
-		n, err := f.lr.Fill(f.cur)
+		n, err := f.lr.Fill(&f.src)
 		if n > 0 {
 			total += int64(n)
 			f.m.Read(n)

@@ -29,7 +29,9 @@ func (h head) of(now head) bool { return bytes.HasPrefix(now, h) }
 // in reports whether file still starts with h. A hole punched over the start (what
 // rotation frees on tmpfs) is no change: only the bytes of h after it must match.
 func (h head) in(file *os.File) bool {
-	now := readHead(file)
+	var buf [headLen]byte // on the stack: a look at every wakeup allocates nothing
+	n, _ := file.ReadAt(buf[:len(h)], 0)
+	now := head(buf[:n])
 	if h.of(now) {
 		return true
 	}

@@ -3,7 +3,9 @@ package tailer
 import (
 	"bytes"
 	"io"
+	"math/bits"
 	"os"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -62,9 +64,15 @@ func (p *position) truncated(file *os.File, size int64, h head) bool {
 		return false
 	}
 	from := p.off - int64(len(p.mark))
-	var now [markLen]byte // on the stack: a check at every wakeup allocates nothing
+	var now [markLen]byte // on the stack: a check allocates nothing
 	n, _ := file.ReadAt(now[:len(p.mark)], from)
-	return !bytes.Equal(now[:n], p.mark) && !p.punched(file)
+	return !p.still(now[:n], file)
+}
+
+// still reports whether now, the bytes read where the mark should be, are the mark,
+// or differ only by a hole punched over its head.
+func (p *position) still(now []byte, file *os.File) bool {
+	return bytes.Equal(now, p.mark) || p.punched(file)
 }
 
 // marked reports whether a cut below the offset would show in the mark: there is
@@ -93,5 +101,77 @@ func (p *position) punched(file *os.File) bool {
 func (p *position) keepLast(n int) {
 	if extra := len(p.mark) - n; extra > 0 {
 		p.mark = p.mark[:copy(p.mark, p.mark[extra:])]
+	}
+}
+
+// source is the open file as the line reader reads it. A regular file is read at
+// the position's offset, with pread, so the descriptor's own offset plays no part;
+// with checkMark, the next read begins at the mark instead and checks it: the check
+// that the bytes we read are still there and the read of what follows them are then
+// one system call, so no truncation and refill can fall between them, and a wakeup
+// costs one call less. Anything else (a FIFO) is read as a stream.
+type source struct {
+	file      *os.File
+	pos       *position
+	regular   bool
+	checkMark bool
+	// refilled is set when a checked read found the mark gone (the file was
+	// truncated and refilled past our offset): it then read nothing.
+	refilled bool
+}
+
+func (s *source) Read(p []byte) (int, error) {
+	if !s.regular {
+		return s.file.Read(p)
+	}
+	fd := int(s.file.Fd())
+	if s.checkMark && len(s.pos.mark) > 0 && len(p) > 0 {
+		s.checkMark = false
+		var now [markLen]byte // on the stack, as in truncated
+		m := len(s.pos.mark)
+		n, err := retryEINTR(func() (int, error) { return preadv2(fd, now[:m], p, s.pos.off-int64(m)) })
+		if n >= m && bytes.Equal(now[:m], s.pos.mark) {
+			return n - m, err
+		}
+		if err != nil {
+			return 0, err
+		}
+		if !s.pos.still(now[:min(n, m)], s.file) {
+			s.refilled = true
+			return 0, nil
+		}
+		// A hole over the mark's head: what is left of it is in place, read on.
+	}
+	s.checkMark = false
+	return retryEINTR(func() (int, error) { return unix.Pread(fd, p, s.pos.off) })
+}
+
+// preadv2 reads into a, then b, from off, in one system call. (unix.Preadv would
+// move a, a buffer on the caller's stack, to the heap.)
+func preadv2(fd int, a, b []byte, off int64) (int, error) {
+	iov := [2]unix.Iovec{{Base: &a[0]}, {Base: &b[0]}}
+	iov[0].SetLen(len(a))
+	iov[1].SetLen(len(b))
+	// The offset in two words, low then high, as the kernel takes it on 32-bit too.
+	lo, hi := uintptr(off), uintptr(uint64(off)>>(bits.UintSize-1)>>1)
+	n, _, errno := unix.Syscall6(unix.SYS_PREADV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), 2, lo, hi, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
+
+// retryEINTR makes a read system call again while a signal interrupts it, as os
+// does for its own reads, and reports no count with an error.
+func retryEINTR(read func() (int, error)) (int, error) {
+	for {
+		n, err := read()
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		return n, nil
 	}
 }

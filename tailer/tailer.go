@@ -69,17 +69,19 @@ func IsGlob(path string) bool { return strings.ContainsAny(path, "*?[") }
 // Output is the one writer every follower shares. Each write is one segment of whole
 // lines, written under the lock in full, so lines of different files never interleave.
 type Output struct {
-	mu    sync.Mutex
-	w     io.Writer
-	err   error
-	pace  *rate.Limiter // nil: as fast as the reader takes it
+	mu   sync.Mutex
+	w    io.Writer
+	err  error
+	pace *rate.Limiter // nil: as fast as the reader takes it
+	// now and sleep are the clock pacing goes by (tests drive their own).
+	now   func() time.Time
 	sleep func(time.Duration)
 	pipe  *pipe // nil: w is not a pipe
 }
 
 // NewOutput returns an Output writing to w.
 func NewOutput(w io.Writer) *Output {
-	o := &Output{w: w, sleep: time.Sleep}
+	o := &Output{w: w, now: time.Now, sleep: time.Sleep}
 	if f, ok := w.(*os.File); ok {
 		o.pipe = growPipe(f)
 	}
@@ -105,7 +107,7 @@ func growPipe(f *os.File) *pipe {
 	if err != nil {
 		return nil
 	}
-	p := &pipe{rc: rc, page: os.Getpagesize()}
+	p := &pipe{rc: rc, page: os.Getpagesize(), shared: sameFile(info, os.Stderr)}
 	cerr := rc.Control(func(fd uintptr) {
 		// A failure (EPERM above the limit, EBUSY) leaves the pipe as it was.
 		_, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize)
@@ -128,6 +130,20 @@ type pipe struct {
 	rc   syscall.RawConn
 	size int // bytes the pipe holds
 	page int
+	// free is a floor under the pages free in the pipe: what the kernel said at the
+	// last look, less what our writes since can have taken. Only we write to a
+	// container's stdout, and the reader only frees pages, so a write within it
+	// needs no look: with a reader that keeps up, one look serves many wakeups.
+	free int
+	// shared is set when stderr is the same pipe (2>&1): our diagnostics are not
+	// counted, so every write larger than atomicWrite looks again, as it must.
+	shared bool
+}
+
+// sameFile reports whether f is the file info describes.
+func sameFile(info fs.FileInfo, f *os.File) bool {
+	other, err := f.Stat()
+	return err == nil && os.SameFile(info, other)
 }
 
 // atomicWrite is PIPE_BUF on Linux.
@@ -139,15 +155,30 @@ const atomicWrite = 4096
 // one's rest takes a new page, so pages may be little more than half full (two
 // pages in a row always hold more than one). The room is counted as the pages
 // left when the queued bytes take twice their pages, and two more. (TIOCINQ is
-// FIONREAD: the bytes queued.)
+// FIONREAD: the bytes queued.) The kernel is asked only when the floor is too low.
 func (p *pipe) fits(n int) bool {
+	if p.pages(n) <= p.free {
+		return true
+	}
 	queued, err := -1, error(nil)
 	if cerr := p.rc.Control(func(fd uintptr) { queued, err = unix.IoctlGetInt(int(fd), unix.TIOCINQ) }); cerr != nil || err != nil {
 		return true // as before: one write
 	}
-	pages := p.size/p.page - 2*((queued+p.page-1)/p.page) - 2
-	return n <= pages*p.page
+	p.free = p.size/p.page - 2*p.pages(queued) - 2
+	return p.pages(n) <= p.free
 }
+
+// wrote counts a write of n bytes against the floor. The kernel fills the last
+// page's rest, then whole new pages, so n bytes take at most pages(n) of them.
+func (p *pipe) wrote(n int) {
+	p.free -= p.pages(n)
+	if p.shared {
+		p.free = 0
+	}
+}
+
+// pages returns how many pages n bytes fill.
+func (p *pipe) pages(n int) int { return (n + p.page - 1) / p.page }
 
 // atomicRun returns the length of the first piece of b to write when it does not
 // fit: its whole lines within atomicWrite bytes, or the first line alone when it
@@ -207,6 +238,9 @@ func (o *Output) put(p []byte) error {
 
 // send writes p, keeping the first failure.
 func (o *Output) send(p []byte) {
+	if o.pipe != nil {
+		o.pipe.wrote(len(p))
+	}
 	if _, err := o.w.Write(p); err != nil {
 		if errors.Is(err, syscall.EPIPE) {
 			err = ErrOutputClosed
@@ -223,7 +257,7 @@ func (o *Output) wait(n int) {
 	}
 	for n > 0 {
 		k := min(n, o.pace.Burst())
-		o.sleep(o.pace.ReserveN(time.Now(), k).Delay())
+		o.sleep(o.pace.ReserveN(o.now(), k).DelayFrom(o.now()))
 		n -= k
 	}
 }
