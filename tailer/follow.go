@@ -3,7 +3,6 @@ package tailer
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -153,9 +152,6 @@ func (f *follower) use(o *openFile) {
 	}
 	// A hole punched by rotation (tmpfs) reads as NULs: start after it.
 	o.start = fileid.DataStart(o.File, o.start)
-	if _, err := o.Seek(o.start, io.SeekStart); err != nil {
-		o.start = 0 // cannot happen on a regular file; reading it all loses nothing
-	}
 	f.cur = o
 	f.wait.watch(f.path) // a link may point into another folder now
 	f.pos.at(o.File, o.start)
@@ -243,9 +239,6 @@ func (f *follower) cut() {
 	f.cur.removed += removed
 	f.emit.emitted -= removed
 	f.m.Reading(f.cur.File, f.pos.off, f.emit.emitted)
-	if _, err := f.cur.Seek(f.pos.off, io.SeekStart); err != nil {
-		f.cfg.Log.Error("cannot seek after rotation", "path", f.path, "err", err)
-	}
 	f.save() // the last one points into bytes that are gone
 }
 
@@ -275,9 +268,6 @@ func (f *follower) shutdown() (change, error) {
 func (f *follower) restart() error {
 	if err := f.emit.held(f.lr.Held()); err != nil {
 		return err
-	}
-	if _, err := f.cur.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("seek %s: %w", f.path, err)
 	}
 	f.pos.at(f.cur.File, 0)
 	f.emit.emitted = 0

@@ -2,7 +2,6 @@ package tailer
 
 import (
 	"bytes"
-	"io"
 	"math/bits"
 	"os"
 	"unsafe"
@@ -84,9 +83,9 @@ func (p *position) marked() bool { return len(p.mark) > 0 || p.off == 0 }
 // is left of it is still in place, and the mark is cut down to that.
 func (p *position) punched(file *os.File) bool {
 	from := p.off - int64(len(p.mark))
+	// SEEK_DATA moves the descriptor's offset, which reading (pread) does not use.
 	data, err := unix.Seek(int(file.Fd()), from, unix.SEEK_DATA)
-	// SEEK_DATA moves the descriptor's offset: put it back where reading goes on.
-	if _, serr := file.Seek(p.off, io.SeekStart); serr != nil || err != nil || data <= from || data > p.off {
+	if err != nil || data <= from || data > p.off {
 		return false
 	}
 	rest := p.mark[data-from:]
