@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/sidetail/sidetail/inject"
+	"github.com/sidetail/sidetail/internal/podcheck"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/inject")
@@ -108,7 +109,7 @@ func TestInjectGolden(t *testing.T) {
 			}
 			if !tc.lenient {
 				for _, spec := range strictPodSpecs(t, out) {
-					checkHardened(t, spec)
+					podcheck.Hardened(t, spec)
 				}
 			}
 		})
