@@ -240,14 +240,13 @@ runtime = "runc"
 	mkRootfs(t, root, busybox, "sh", "sleep", "date", "echo", "cat", "logger", "syslogd", "ln")
 	e.importDir(t, root, e.busybox, "ENV PATH=/bin")
 
-	// The builder stage's image: this machine's Go toolchain and a shell, so the
-	// Dockerfile builds with no registry; modules and build cache are mounted in.
+	// The builder stage's image: a shell, with this machine's Go toolchain mounted
+	// in at the build (not copied into an image: 270 MB to import, ten seconds of
+	// CPU taken from the tests beside), so the Dockerfile builds with no registry;
+	// modules and build cache are mounted in too.
 	goroot := strings.TrimSpace(e.output(t, "go", "env", "GOROOT"))
 	root = filepath.Join(e.dir, "go")
 	mkRootfs(t, root, busybox, "sh")
-	if out, err := exec.Command("cp", "-a", goroot, filepath.Join(root, "usr/local/go")).CombinedOutput(); err != nil {
-		t.Fatalf("copy Go: %v: %s", err, out)
-	}
 	e.importDir(t, root, builder, "ENV PATH=/usr/local/go/bin:/bin", "ENV HOME=/root", "ENV GOPATH=/go", "ENV GOTOOLCHAIN=local")
 	// The build is offline (GOPROXY=off) from the host's module cache, and the
 	// Dockerfile's go mod download needs more of the module graph than go test
@@ -270,6 +269,7 @@ runtime = "runc"
 	e.must(t, "build", "-q", "--network", "none",
 		"--build-arg", "BUILDER="+builder, "--build-arg", "GOPROXY=off", "--build-arg", "GOFLAGS=-mod=mod",
 		"--build-arg", "TARGETOS=linux", "--build-arg", "TARGETARCH="+runtime.GOARCH, "--build-arg", "VERSION=e2e",
+		"-v", goroot+":/usr/local/go:ro",
 		"-v", strings.TrimSpace(e.output(t, "go", "env", "GOMODCACHE"))+":/go/pkg/mod",
 		"-v", strings.TrimSpace(e.output(t, "go", "env", "GOCACHE"))+":/root/.cache/go-build",
 		"-t", e.sidetail, "..")
