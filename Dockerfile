@@ -2,8 +2,8 @@
 # Multi-arch:
 #   docker buildx build --platform linux/amd64,linux/arm64 \
 #     --build-arg VERSION=$(git describe --always) -t sidetail .
-# BUILDER is the Go toolchain image; the end-to-end test passes a local one built
-# from the host's Go, so no registry is needed there.
+# BUILDER is the Go toolchain image; the end-to-end test passes a local shell image
+# and mounts the host's Go into it, so no registry is needed there.
 ARG BUILDER=golang:1.26
 FROM --platform=$BUILDPLATFORM ${BUILDER} AS build
 ARG TARGETOS TARGETARCH VERSION=dev

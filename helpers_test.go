@@ -17,34 +17,13 @@ import (
 	"time"
 
 	"github.com/sidetail/sidetail/internal/syncbuf"
+	"github.com/sidetail/sidetail/internal/testbin"
 )
 
 // bin is the sidetail binary built once for the end-to-end tests.
 var bin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "sidetail-bin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	os.Chmod(dir, 0o755) // the unreadable-file test runs it as another user
-	bin = filepath.Join(dir, "sidetail")
-	// With inject: the end-to-end tests pipe workloads through it.
-	args := []string{"build", "-tags", "inject", "-o", bin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	build := exec.Command("go", append(args, ".")...)
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build sidetail:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testbin.Main(m, &bin)) }
 
 // deadline bounds every wait: a hang guard, not a timing assertion.
 const deadline = 60 * time.Second

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/sidetail/sidetail/inject"
+	"github.com/sidetail/sidetail/internal/podcheck"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/inject")
@@ -108,7 +109,7 @@ func TestInjectGolden(t *testing.T) {
 			}
 			if !tc.lenient {
 				for _, spec := range strictPodSpecs(t, out) {
-					checkHardened(t, spec)
+					podcheck.Hardened(t, spec)
 				}
 			}
 		})
@@ -214,6 +215,7 @@ func podSpecIn(t *testing.T, kind, doc string) *corev1.PodSpec {
 // sidecar's args, reports on stderr, and on any error exit 1 with nothing on
 // stdout; usage errors exit 2 naming the flag.
 func TestInjectCommand(t *testing.T) {
+	t.Parallel() // exit codes and output only: nothing here needs the CPU to itself
 	runInject := func(stdin string, args ...string) (stdout, stderr string, code int) {
 		t.Helper()
 		cmd := exec.Command(bin, append([]string{"inject"}, args...)...)
@@ -292,6 +294,7 @@ func TestInjectCommand(t *testing.T) {
 
 // As kubectl-sidetail (a symbolic link), the binary is the kubectl plugin.
 func TestKubectlPlugin(t *testing.T) {
+	t.Parallel()
 	link := filepath.Join(t.TempDir(), "kubectl-sidetail")
 	if err := os.Symlink(bin, link); err != nil {
 		t.Fatal(err)

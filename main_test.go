@@ -343,6 +343,7 @@ func stdoutClosed(t *testing.T, path string, cmd *exec.Cmd) {
 }
 
 func TestBadInput(t *testing.T) {
+	t.Parallel() // exit codes and messages only: nothing here needs the CPU to itself
 	dir := t.TempDir()
 	stateFile := filepath.Join(dir, "state")
 	os.WriteFile(stateFile, nil, 0o644)

@@ -71,6 +71,7 @@ func needTool(t *testing.T, name, pkg string) string {
 }
 
 func TestMetricsAddrBadInput(t *testing.T) {
+	t.Parallel() // exit codes and messages only: nothing here needs the CPU to itself
 	dir := t.TempDir()
 	log := filepath.Join(dir, "app.log")
 	os.WriteFile(log, nil, 0o644)
@@ -102,6 +103,7 @@ func TestMetricsAddrBadInput(t *testing.T) {
 // written and rotated, then asks Prometheus, through its query API, whether every
 // line went out and nothing was left behind or given up.
 func TestPrometheusScrapes(t *testing.T) {
+	t.Parallel() // 7 s of mostly waiting for Prometheus; counts are checked, not times
 	prometheus := needTool(t, "prometheus", "prometheus")
 	needTool(t, "promtool", "prometheus")
 	dir := t.TempDir()

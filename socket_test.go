@@ -148,6 +148,7 @@ func TestSocketBesideFile(t *testing.T) {
 }
 
 func TestSocketBadInput(t *testing.T) {
+	t.Parallel() // exit codes and messages only: nothing here needs the CPU to itself
 	dir := publicTempDir(t, "sidetail-sock")
 	regular := filepath.Join(dir, "file.sock")
 	os.WriteFile(regular, []byte("keep"), 0o644)

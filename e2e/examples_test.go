@@ -1,4 +1,8 @@
-package main
+// Package e2e holds the tests of examples/: each one valid for Kubernetes, and
+// each played under podman with the image the Dockerfile builds. A package of its
+// own, so that go test ./... runs these minutes of mostly waiting on containers
+// beside the root package's tests instead of after them.
+package e2e
 
 import (
 	"bufio"
@@ -18,12 +22,19 @@ import (
 	"time"
 
 	"github.com/sidetail/sidetail/internal/disk"
+	"github.com/sidetail/sidetail/internal/podcheck"
+	"github.com/sidetail/sidetail/internal/testbin"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 )
+
+// bin is the sidetail binary: TestExamplesRun pipes workloads through its inject.
+var bin string
+
+func TestMain(m *testing.M) { os.Exit(testbin.Main(m, &bin)) }
 
 // exampleCheck says what running an example must show: per sidetail container,
 // how its output is formatted and which file each tag relays.
@@ -73,7 +84,7 @@ var examples = map[string]exampleCheck{
 
 func exampleFiles(t *testing.T) []string {
 	t.Helper()
-	files, err := filepath.Glob("examples/*")
+	files, err := filepath.Glob("../examples/*")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no examples: %v", err)
 	}
@@ -89,43 +100,8 @@ func TestExamplesValid(t *testing.T) {
 	for _, file := range exampleFiles(t) {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			spec, _ := podSpecOf(t, file)
-			checkHardened(t, spec)
+			podcheck.Hardened(t, spec)
 		})
-	}
-}
-
-// checkHardened checks that a pod spec has a sidetail container and that every
-// sidetail container in it carries the hardening the README promises.
-func checkHardened(t *testing.T, spec *corev1.PodSpec) {
-	t.Helper()
-	n := 0
-	for _, c := range append(slices.Clone(spec.InitContainers), spec.Containers...) {
-		if !strings.Contains(c.Image, "sidetail") {
-			continue
-		}
-		n++
-		sc := c.SecurityContext
-		switch {
-		case sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot:
-			t.Errorf("%s: runAsNonRoot not set", c.Name)
-		case sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem:
-			t.Errorf("%s: readOnlyRootFilesystem not set", c.Name)
-		case sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation:
-			t.Errorf("%s: allowPrivilegeEscalation not false", c.Name)
-		case sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL"):
-			t.Errorf("%s: capabilities not dropped", c.Name)
-		}
-		if c.Resources.Limits.Memory().IsZero() || c.Resources.Requests.Cpu().IsZero() {
-			t.Errorf("%s: no memory limit or CPU request", c.Name)
-		}
-		if !slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool {
-			return e.Name == "GOMEMLIMIT" && e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil
-		}) {
-			t.Errorf("%s: GOMEMLIMIT not taken from the memory limit", c.Name)
-		}
-	}
-	if n == 0 {
-		t.Error("no sidetail container")
 	}
 }
 
@@ -174,7 +150,7 @@ func podSpecOf(t *testing.T, file string) (*corev1.PodSpec, string) {
 func TestExamplesRun(t *testing.T) {
 	for _, file := range exampleFiles(t) {
 		if _, ok := examples[filepath.Base(file)]; !ok {
-			t.Errorf("%s is not run: add it to examples in examples_test.go", file)
+			t.Errorf("%s is not run: add it to examples in e2e/examples_test.go", file)
 		}
 	}
 	if _, err := exec.LookPath("podman"); err != nil || os.Geteuid() != 0 {
@@ -183,9 +159,6 @@ func TestExamplesRun(t *testing.T) {
 		}
 		t.Skip("needs root and podman (apt-get install podman runc buildah busybox-static); .ci/run runs it")
 	}
-	// Beside the other parallel tests: containers mostly wait, and this is the
-	// longest test of the package.
-	t.Parallel()
 	e := newPodman(t)
 	// One at a time: podman 4.3 makes each emptyDir a named volume ("varlog"), so
 	// pods played together would share their volumes.
@@ -195,7 +168,7 @@ func TestExamplesRun(t *testing.T) {
 	// Workloads without a sidecar, through sidetail inject, played the same way.
 	for _, tc := range injectedExamples {
 		t.Run("inject/"+tc.input, func(t *testing.T) {
-			cmd := exec.Command(bin, append([]string{"inject"}, append(tc.args, filepath.Join("testdata/inject", tc.input))...)...)
+			cmd := exec.Command(bin, append([]string{"inject"}, append(tc.args, filepath.Join("../testdata/inject", tc.input))...)...)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			out, err := cmd.Output()
@@ -267,14 +240,13 @@ runtime = "runc"
 	mkRootfs(t, root, busybox, "sh", "sleep", "date", "echo", "cat", "logger", "syslogd", "ln")
 	e.importDir(t, root, e.busybox, "ENV PATH=/bin")
 
-	// The builder stage's image: this machine's Go toolchain and a shell, so the
-	// Dockerfile builds with no registry; modules and build cache are mounted in.
+	// The builder stage's image: a shell, with this machine's Go toolchain mounted
+	// in at the build (not copied into an image: 270 MB to import, ten seconds of
+	// CPU taken from the tests beside), so the Dockerfile builds with no registry;
+	// modules and build cache are mounted in too.
 	goroot := strings.TrimSpace(e.output(t, "go", "env", "GOROOT"))
 	root = filepath.Join(e.dir, "go")
 	mkRootfs(t, root, busybox, "sh")
-	if out, err := exec.Command("cp", "-a", goroot, filepath.Join(root, "usr/local/go")).CombinedOutput(); err != nil {
-		t.Fatalf("copy Go: %v: %s", err, out)
-	}
 	e.importDir(t, root, builder, "ENV PATH=/usr/local/go/bin:/bin", "ENV HOME=/root", "ENV GOPATH=/go", "ENV GOTOOLCHAIN=local")
 	// The build is offline (GOPROXY=off) from the host's module cache, and the
 	// Dockerfile's go mod download needs more of the module graph than go test
@@ -297,9 +269,10 @@ runtime = "runc"
 	e.must(t, "build", "-q", "--network", "none",
 		"--build-arg", "BUILDER="+builder, "--build-arg", "GOPROXY=off", "--build-arg", "GOFLAGS=-mod=mod",
 		"--build-arg", "TARGETOS=linux", "--build-arg", "TARGETARCH="+runtime.GOARCH, "--build-arg", "VERSION=e2e",
+		"-v", goroot+":/usr/local/go:ro",
 		"-v", strings.TrimSpace(e.output(t, "go", "env", "GOMODCACHE"))+":/go/pkg/mod",
 		"-v", strings.TrimSpace(e.output(t, "go", "env", "GOCACHE"))+":/root/.cache/go-build",
-		"-t", e.sidetail, ".")
+		"-t", e.sidetail, "..")
 	size := e.must(t, "image", "inspect", "--format", "{{.Size}}", e.sidetail)
 	t.Logf("image %s built from the Dockerfile in %s: %s bytes", e.sidetail, time.Since(begin).Round(time.Millisecond), strings.TrimSpace(size))
 	return e
@@ -483,8 +456,10 @@ func (e *podman) runExample(t *testing.T, file string, check exampleCheck) {
 	}
 	begin := time.Now()
 	for name, sc := range check.sidecars {
-		waitUntil(t, func() bool {
-			got := e.relayed(t, check.pod+"-"+name, sc)
+		ctr := check.pod + "-" + name
+		log := e.criLog(t, ctr)
+		waitFor(t, func() bool {
+			got := relayed(t, ctr, log, sc)
 			for tag := range sc.files {
 				if len(got[tag]) < check.minLines {
 					return false
@@ -493,7 +468,7 @@ func (e *podman) runExample(t *testing.T, file string, check exampleCheck) {
 			return true
 		}, func() string {
 			return fmt.Sprintf("%s: fewer than %d lines per file: %v\n%s", name, check.minLines,
-				e.relayed(t, check.pod+"-"+name, sc), e.podman(t, "logs", check.pod+"-"+name))
+				relayed(t, ctr, log, sc), e.podman(t, "logs", ctr))
 		})
 	}
 	// Stop the app first, then the sidecars with SIGTERM, as the kubelet does with
@@ -512,7 +487,7 @@ func (e *podman) runExample(t *testing.T, file string, check exampleCheck) {
 		if code := strings.TrimSpace(e.podman(t, "inspect", "--format", "{{.State.ExitCode}}", ctr)); code != "0" {
 			t.Errorf("%s exited %s, want 0; logs:\n%s", ctr, code, e.podman(t, "logs", ctr))
 		}
-		got := e.relayed(t, ctr, sc)
+		got := relayed(t, ctr, e.criLog(t, ctr), sc)
 		if check.rotated > 0 || check.discarded {
 			checkRotated(t, strings.TrimSpace(logs), got[""], check)
 			continue
@@ -561,19 +536,44 @@ func checkRotated(t *testing.T, dir string, got []string, check exampleCheck) {
 	if len(live) > 3<<20 || used > 3<<20 {
 		t.Errorf("live file is %d bytes, %d on disk: not kept near --rotate-max-size=1Mi", len(live), used)
 	}
-	relayed := 0
+	size := 0
 	for _, l := range got {
-		relayed += len(l) + 1
+		size += len(l) + 1
 	}
-	t.Logf("%d lines (%d bytes) relayed; %d archives; live file %d bytes, %d on disk", len(got), relayed, len(archives), len(live), used)
+	t.Logf("%d lines (%d bytes) relayed; %d archives; live file %d bytes, %d on disk", len(got), size, len(archives), len(live), used)
 }
 
-// relayed reads a container's CRI log (k8s-file: "TIME STREAM P|F TEXT", P for the
-// pieces of a long line) and returns, per tag, the lines sidetail wrote to stdout.
-// stderr is sidetail's own diagnostics: an error there fails the test.
-func (e *podman) relayed(t *testing.T, ctr string, sc sidecarCheck) map[string][]string {
+// deadline bounds every wait: a hang guard, not a timing assertion.
+const deadline = 60 * time.Second
+
+// poll is how often a wait looks at a container's log: each look reads all of it,
+// and this package's tests run beside other packages' (go test ./...), some of
+// which need the CPU to keep up with their writers.
+const poll = 100 * time.Millisecond
+
+// waitFor waits until cond holds, and fails the test with what() once the
+// deadline has passed.
+func waitFor(t *testing.T, cond func() bool, what func() string) {
 	t.Helper()
-	path := strings.TrimSpace(e.podman(t, "inspect", "--format", "{{.HostConfig.LogConfig.Path}}", ctr))
+	for end := time.Now().Add(deadline); !cond(); time.Sleep(poll) {
+		if time.Now().After(end) {
+			t.Fatalf("timed out waiting: %s", what())
+		}
+	}
+}
+
+// criLog is the path of a container's log on the host, looked up once per
+// container: a podman command takes a tenth of a second of CPU.
+func (e *podman) criLog(t *testing.T, ctr string) string {
+	t.Helper()
+	return strings.TrimSpace(e.podman(t, "inspect", "--format", "{{.HostConfig.LogConfig.Path}}", ctr))
+}
+
+// relayed reads a container's CRI log at path (k8s-file: "TIME STREAM P|F TEXT", P
+// for the pieces of a long line) and returns, per tag, the lines sidetail wrote to
+// stdout. stderr is sidetail's own diagnostics: an error there fails the test.
+func relayed(t *testing.T, ctr, path string, sc sidecarCheck) map[string][]string {
+	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatalf("%s: CRI log: %v", ctr, err)
