@@ -247,13 +247,21 @@ func (f *follower) cut() {
 // a rotation just before SIGTERM loses nothing.
 func (f *follower) shutdown() (change, error) {
 	c := f.check(true)
+	if c != truncated {
+		if _, err := f.readToEOF(true); err != nil {
+			return c, err
+		}
+		if f.src.refilled {
+			c = truncated
+		}
+	}
 	if c == truncated {
 		if err := f.restart(); err != nil {
 			return c, err
 		}
-	}
-	if _, err := f.readToEOF(false); err != nil {
-		return c, err
+		if _, err := f.readToEOF(false); err != nil {
+			return c, err
+		}
 	}
 	f.pins.pin()
 	if f.pins.count() > 0 {
