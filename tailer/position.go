@@ -128,7 +128,7 @@ func (s *source) Read(p []byte) (int, error) {
 		s.checkMark = false
 		var now [markLen]byte // on the stack, as in truncated
 		m := len(s.pos.mark)
-		n, err := retryEINTR(func() (int, error) { return preadv2(fd, now[:m], p, s.pos.off-int64(m)) })
+		n, err := retryEINTR(func() (int, error) { return preadTwo(fd, now[:m], p, s.pos.off-int64(m)) })
 		if n >= m && bytes.Equal(now[:m], s.pos.mark) {
 			return n - m, err
 		}
@@ -145,9 +145,9 @@ func (s *source) Read(p []byte) (int, error) {
 	return retryEINTR(func() (int, error) { return unix.Pread(fd, p, s.pos.off) })
 }
 
-// preadv2 reads into a, then b, from off, in one system call. (unix.Preadv would
+// preadTwo reads into a, then b, from off, in one preadv call. (unix.Preadv would
 // move a, a buffer on the caller's stack, to the heap.)
-func preadv2(fd int, a, b []byte, off int64) (int, error) {
+func preadTwo(fd int, a, b []byte, off int64) (int, error) {
 	iov := [2]unix.Iovec{{Base: &a[0]}, {Base: &b[0]}}
 	iov[0].SetLen(len(a))
 	iov[1].SetLen(len(b))
