@@ -8,8 +8,8 @@ import (
 )
 
 // oneThread runs Go code on one thread unless GOMAXPROCS is set. Every wakeup of a
-// followed file passes from fsnotify's goroutine to the watcher's to the follower's;
-// with two or more threads each pass wakes another thread that spins looking for
+// followed file passes from the goroutine reading inotify to the follower's; with
+// two or more threads each pass wakes another thread that spins looking for
 // work, the largest part of following a live file's CPU (bench/compare.sh steady).
 // Since all lines go to one stdout, one thread costs nothing but encoding two busy
 // files side by side. The runtime's cgroup-based default is at least 2, even under

@@ -8,8 +8,9 @@
 #
 # Modes (none: catchup checkpoint latency idle longline binary rotation):
 #   steady      a writer appends 100-byte lines at STEADY_MB MB/s in 64 KiB writes
-#               for STEADY_SECONDS; each follower's stdout goes to `wc -l`; CPU-seconds
-#               per GB relayed, median of STEADY_ROUNDS alternating rounds
+#               for STEADY_SECONDS; each follower's stdout goes to bench/drain; CPU-
+#               seconds (schedstat) per GB relayed, median of STEADY_ROUNDS alternating
+#               rounds
 #   latency     write -> stdout latency at LATENCY_RATE lines/s
 #   maxrate     the same latency without and with --max-rate=MAX_RATE (default 1Mi),
 #               alternating for MAXRATE_ROUNDS rounds: pacing must not delay lines
@@ -88,6 +89,9 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 hz=$(getconf CLK_TCK)
 # cpu_ticks PID: user+system clock ticks of the process, exited threads included.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# cpu_ns PID: nanoseconds its living threads ran (schedstat: exact, where the clock
+# ticks of /proc/PID/stat count 10 ms at a time: a steady round is 15-30 of them).
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d", s }'; }
 # switches PID: voluntary and involuntary context switches of all its threads: each
 # is a wakeup (or a preemption) of one of them.
 switches() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ { s += $2 } END { print s + 0 }'; }
@@ -218,41 +222,35 @@ mode_checkpoint() {
 }
 
 # follow_steady NAME CMD...: runs CMD on a file the appender writes, its stdout into
-# `wc -l`; once the appender is done and CMD has read to the end, prints NAME, the
-# CPU seconds CMD used, the bytes and lines written and the lines CMD relayed.
+# drain; once the appender is done and drain has seen every line it wrote, prints
+# NAME, the CPU nanoseconds CMD used, the bytes and lines written and the lines CMD
+# relayed.
 follow_steady() {
   local name=$1; shift
-  local f=$WORK/steady.log fifo=$WORK/steady.fifo
-  rm -f "$f" "$fifo"; : > "$f"; mkfifo "$fifo"
-  wc -l < "$fifo" > "$WORK/steady.count" & local wc_pid=$!
+  local f=$WORK/steady.log fifo=$WORK/steady.fifo target=$WORK/steady.target
+  rm -f "$f" "$fifo" "$target" "$WORK/steady.count"; : > "$f"; mkfifo "$fifo"
+  "$WORK/drain" -until "$target" < "$fifo" > "$WORK/steady.count" 2>/dev/null & local drain_pid=$!
   "$@" "$f" > "$fifo" 2>/dev/null & local pid=$!
   sleep 0.3 # started and watching
   local t0 lines size
-  t0=$(cpu_ticks "$pid")
+  t0=$(cpu_ns "$pid")
   lines=$("$WORK/appender" -file "$f" -rate "$STEADY_MB" -seconds "$STEADY_SECONDS")
   size=$(stat -c %s "$f")
-  # Caught up when the follower's descriptor of the file is at its end (10 s guard).
-  local deadline=$(( $(date +%s) + 10 )) pos=0
-  while [ "$(date +%s)" -lt "$deadline" ]; do
-    pos=0
-    for fd in /proc/"$pid"/fd/*; do
-      if [ "$(readlink "$fd" 2>/dev/null)" = "$f" ]; then
-        pos=$(awk '/^pos:/ { print $2 }' "/proc/$pid/fdinfo/${fd##*/}" 2>/dev/null || echo 0)
-        if [ "${pos:-0}" -ge "$size" ]; then break; fi
-      fi
-    done
-    if [ "${pos:-0}" -ge "$size" ]; then break; fi
-    sleep 0.05
-  done
-  sleep 0.2 # the last write reaches the pipe
+  echo "$lines" > "$target.tmp"; mv "$target.tmp" "$target"
+  # Caught up when drain has printed that it saw every line (10 s guard: a follower
+  # that lost some).
+  local deadline=$(( $(date +%s) + 10 ))
+  while [ ! -s "$WORK/steady.count" ] && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.02; done
   local cpu
-  cpu=$(( $(cpu_ticks "$pid") - t0 ))
-  stop "$pid"; wait "$wc_pid" || true
-  echo "$name $cpu $size $lines $(cat "$WORK/steady.count")"
+  cpu=$(( $(cpu_ns "$pid") - t0 ))
+  stop "$pid"; stop "$drain_pid"
+  local relayed
+  relayed=$(cat "$WORK/steady.count" 2>/dev/null); relayed=${relayed:-0}
+  echo "$name $cpu $size $lines $relayed"
 }
 
 mode_steady() {
-  echo "== steady follow: ${STEADY_MB} MB/s of 100-byte lines in 64 KiB writes for ${STEADY_SECONDS}s, stdout into wc -l;"
+  echo "== steady follow: ${STEADY_MB} MB/s of 100-byte lines in 64 KiB writes for ${STEADY_SECONDS}s, stdout into drain;"
   echo "   CPU-seconds per GB relayed, median of $STEADY_ROUNDS alternating rounds (target: raw <= 1.1 x GNU, json <= 1.6 x GNU)"
   : > "$WORK/steady"
   local r i
@@ -266,7 +264,7 @@ mode_steady() {
     echo "   round $r done" >&2
   done
   # CPU-s per GB of each run, then the median per follower.
-  awk -v hz="$hz" '{ print $1, ($2 / hz) / ($3 / 1e9), ($5 == $4 ? "ok" : "LOST:" $4 - $5) }' "$WORK/steady" > "$WORK/steady.per"
+  awk '{ print $1, ($2 / 1e9) / ($3 / 1e9), ($5 == $4 ? "ok" : "LOST:" $4 - $5) }' "$WORK/steady" > "$WORK/steady.per"
   local gnu name
   gnu=$(awk '$1 == "GNU_tail_-F" { print $2 }' "$WORK/steady.per" | median)
   for name in "${NAMES[@]/%/_raw}" "${NAMES[@]/%/_json}" GNU_tail_-F busybox_tail_-F; do

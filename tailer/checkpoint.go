@@ -100,7 +100,7 @@ func (p filePoint) in(o *openFile, removed int64) (off int64, ok bool) {
 // offset as far as its head and size tell (a hole punched over the head since, by
 // rotation on tmpfs, is no change).
 func (p filePoint) matches(o *openFile) bool {
-	return o.key == p.key() && o.info.Size() >= p.Offset && head(p.Head).in(o.File)
+	return o.key == p.key() && o.info.Size() >= p.Offset && head(p.Head).in(o)
 }
 
 func (c *Checkpoints) file(path string) string { return c.name(path) + ".json" }
@@ -204,6 +204,7 @@ type checkpointer struct {
 	log     *slog.Logger
 	gen     uint16
 	pos     *os.File // NAME.pos, open for the writes after each output write
+	posRaw  bool     // pos is on a local filesystem: its writes are raw (rawcall.go)
 	word    [8]byte
 	warned  bool // a failed save was reported
 	resumed bool // the checkpoint was looked at: only the first file opened resumes
@@ -227,7 +228,7 @@ func (c *checkpointer) start() (stop func()) {
 		c.warn(err)
 		return func() {}
 	}
-	c.pos = pos
+	c.pos, c.posRaw = pos, localFile(pos)
 	return func() { pos.Close() }
 }
 
@@ -257,7 +258,13 @@ func (c *checkpointer) wrote(off int64) {
 		return
 	}
 	binary.LittleEndian.PutUint64(c.word[:], packPos(c.gen, off))
-	if _, err := c.pos.WriteAt(c.word[:], 0); err != nil {
+	var err error
+	if c.posRaw {
+		_, err = retryEINTR(func() (int, error) { return rawPwrite(int(c.pos.Fd()), c.word[:], 0) })
+	} else {
+		_, err = c.pos.WriteAt(c.word[:], 0)
+	}
+	if err != nil {
 		c.warn(err)
 	}
 }

@@ -17,9 +17,10 @@
 //     every write, and a restarted sidecar resumes there, in a file rotated while it
 //     was down if need be.
 //
-// Wakeups come from fsnotify on each file's parent directory (rotation replaces the
-// file, so a watch on the file alone would miss it) and its link target's, with stat
-// polling when inotify cannot be used. A follower is one goroutine: its parts are
+// Wakeups come from inotify on each file's parent directory (rotation replaces the
+// file, so a watch on the file alone would miss it) and its link target's, read by
+// inotify.go rather than fsnotify (see there why), with stat polling when inotify
+// cannot be used. The system calls of a wakeup are raw (rawcall.go). A follower is one goroutine: its parts are
 // position (where reading stands), identity (which file, the registry of claimed
 // files), pinner, emitter (output, multiline records), checkpointer and cutter.
 package tailer

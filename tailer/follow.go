@@ -322,7 +322,7 @@ func (f *follower) check(renamed bool) change {
 		}
 		// The size is not known: a file cut below our offset shows in the mark,
 		// which is then not all there; the read that follows checks it.
-		if !f.cur.head.in(f.cur.File) {
+		if !f.cur.head.in(f.cur) {
 			return truncated
 		}
 		return unchanged
@@ -345,7 +345,7 @@ func (f *follower) check(renamed bool) change {
 	if f.pins.count() > 0 {
 		return replaced
 	}
-	if f.pos.truncated(f.cur.File, info.Size(), f.cur.head) {
+	if f.pos.truncated(f.cur, info.Size(), f.cur.head) {
 		return truncated
 	}
 	return unchanged
@@ -360,7 +360,7 @@ func (f *follower) check(renamed bool) change {
 func (f *follower) readToEOF(checkMark bool) (int64, error) {
 	var total int64
 	regular := f.cur.info.Mode().IsRegular()
-	f.src = source{file: f.cur.File, pos: &f.pos, regular: regular, checkMark: checkMark}
+	f.src = source{file: f.cur, pos: &f.pos, regular: regular, checkMark: checkMark}
 	for {
 		n, err := f.lr.Fill(&f.src)
 		if n > 0 {

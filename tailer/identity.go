@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/sidetail/sidetail/internal/fileid"
 )
 
@@ -28,14 +30,14 @@ func (h head) of(now head) bool { return bytes.HasPrefix(now, h) }
 
 // in reports whether file still starts with h. A hole punched over the start (what
 // rotation frees on tmpfs) is no change: only the bytes of h after it must match.
-func (h head) in(file *os.File) bool {
+func (h head) in(file *openFile) bool {
 	var buf [headLen]byte // on the stack: a look at every wakeup allocates nothing
-	n, _ := file.ReadAt(buf[:len(h)], 0)
+	n, _ := file.readAt(buf[:len(h)], 0)
 	now := head(buf[:n])
 	if h.of(now) {
 		return true
 	}
-	d := fileid.DataStart(file, 0)
+	d := fileid.DataStart(file.File, 0)
 	if d >= int64(len(h)) {
 		return d > 0 // all of it punched, unless the file is simply shorter
 	}
@@ -66,6 +68,25 @@ type openFile struct {
 	// then, so a file that was replaced long ago is not waited for again. The
 	// pinner's lock guards it.
 	replaced time.Time
+	// raw says reads are raw system calls (rawcall.go): a regular file on a local
+	// filesystem.
+	raw bool
+}
+
+// readAt reads like pread(2) at off: a short read is the file's end.
+func (o *openFile) readAt(p []byte, off int64) (int, error) {
+	fd := int(o.Fd())
+	if o.raw {
+		return retryEINTR(func() (int, error) { return rawPread(fd, p, off) })
+	}
+	return retryEINTR(func() (int, error) { return unix.Pread(fd, p, off) })
+}
+
+// readTwo reads into a, then b (neither empty), from off, in one system call, and
+// returns how many bytes it read in all: no change to the file falls between them.
+func (o *openFile) readTwo(a, b []byte, off int64) (int, error) {
+	fd := int(o.Fd())
+	return retryEINTR(func() (int, error) { return preadTwo(fd, a, b, off, o.raw) })
 }
 
 var errBusy = errors.New("file is being read by another follower")
@@ -107,7 +128,8 @@ func (r *registry) open(name string) (*openFile, error) {
 		file.Close()
 		return nil, err
 	}
-	o := &openFile{File: file, info: info, key: fileid.Of(file, info), head: readHead(file)}
+	o := &openFile{File: file, info: info, key: fileid.Of(file, info), head: readHead(file),
+		raw: info.Mode().IsRegular() && localFile(file)}
 	start, ok := r.claim(o.key, o.head, info.Size())
 	if !ok {
 		file.Close()

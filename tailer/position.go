@@ -2,9 +2,7 @@ package tailer
 
 import (
 	"bytes"
-	"math/bits"
 	"os"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -55,7 +53,7 @@ func (p *position) moveDown(file *os.File, n int64) {
 // its head h, no longer holds what we read: it is smaller than our offset, or its
 // head or the bytes before the offset changed (truncated and refilled past it while
 // we were not looking, or cut below the offset: the mark is then not all there).
-func (p *position) truncated(file *os.File, size int64, h head) bool {
+func (p *position) truncated(file *openFile, size int64, h head) bool {
 	if (size >= 0 && size < p.off) || !h.in(file) {
 		return true
 	}
@@ -64,8 +62,8 @@ func (p *position) truncated(file *os.File, size int64, h head) bool {
 	}
 	from := p.off - int64(len(p.mark))
 	var now [markLen]byte // on the stack: a check allocates nothing
-	n, _ := file.ReadAt(now[:len(p.mark)], from)
-	return !p.still(now[:n], file)
+	n, _ := file.readAt(now[:len(p.mark)], from)
+	return !p.still(now[:n], file.File)
 }
 
 // still reports whether now, the bytes read where the mark should be, are the mark,
@@ -110,7 +108,7 @@ func (p *position) keepLast(n int) {
 // one system call, so no truncation and refill can fall between them, and a wakeup
 // costs one call less. Anything else (a FIFO) is read as a stream.
 type source struct {
-	file      *os.File
+	file      *openFile
 	pos       *position
 	regular   bool
 	checkMark bool
@@ -123,54 +121,23 @@ func (s *source) Read(p []byte) (int, error) {
 	if !s.regular {
 		return s.file.Read(p)
 	}
-	fd := int(s.file.Fd())
 	if s.checkMark && len(s.pos.mark) > 0 && len(p) > 0 {
 		s.checkMark = false
 		var now [markLen]byte // on the stack, as in truncated
 		m := len(s.pos.mark)
-		n, err := retryEINTR(func() (int, error) { return preadTwo(fd, now[:m], p, s.pos.off-int64(m)) })
+		n, err := s.file.readTwo(now[:m], p, s.pos.off-int64(m))
 		if n >= m && bytes.Equal(now[:m], s.pos.mark) {
 			return n - m, err
 		}
 		if err != nil {
 			return 0, err
 		}
-		if !s.pos.still(now[:min(n, m)], s.file) {
+		if !s.pos.still(now[:min(n, m)], s.file.File) {
 			s.refilled = true
 			return 0, nil
 		}
 		// A hole over the mark's head: what is left of it is in place, read on.
 	}
 	s.checkMark = false
-	return retryEINTR(func() (int, error) { return unix.Pread(fd, p, s.pos.off) })
-}
-
-// preadTwo reads into a, then b, from off, in one preadv call. (unix.Preadv would
-// move a, a buffer on the caller's stack, to the heap.)
-func preadTwo(fd int, a, b []byte, off int64) (int, error) {
-	iov := [2]unix.Iovec{{Base: &a[0]}, {Base: &b[0]}}
-	iov[0].SetLen(len(a))
-	iov[1].SetLen(len(b))
-	// The offset in two words, low then high, as the kernel takes it on 32-bit too.
-	lo, hi := uintptr(off), uintptr(uint64(off)>>(bits.UintSize-1)>>1)
-	n, _, errno := unix.Syscall6(unix.SYS_PREADV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), 2, lo, hi, 0)
-	if errno != 0 {
-		return 0, errno
-	}
-	return int(n), nil
-}
-
-// retryEINTR makes a read system call again while a signal interrupts it, as os
-// does for its own reads, and reports no count with an error.
-func retryEINTR(read func() (int, error)) (int, error) {
-	for {
-		n, err := read()
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		return n, nil
-	}
+	return s.file.readAt(p, s.pos.off)
 }

@@ -107,11 +107,12 @@ func growPipe(f *os.File) *pipe {
 	if err != nil {
 		return nil
 	}
-	p := &pipe{rc: rc, page: os.Getpagesize(), shared: sameFile(info, os.Stderr)}
+	p := &pipe{page: os.Getpagesize(), shared: sameFile(info, os.Stderr)}
 	cerr := rc.Control(func(fd uintptr) {
 		// A failure (EPERM above the limit, EBUSY) leaves the pipe as it was.
 		_, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize)
 		p.size, err = unix.FcntlInt(fd, unix.F_GETPIPE_SZ, 0)
+		p.fd = int(fd) // stdout: open for as long as we run
 	})
 	if cerr != nil || err != nil {
 		return nil
@@ -127,7 +128,7 @@ func growPipe(f *os.File) *pipe {
 // PIPE_BUF): they wait until they fit. So a write larger than the room goes out
 // as runs of whole lines of at most that size.
 type pipe struct {
-	rc   syscall.RawConn
+	fd   int
 	size int // bytes the pipe holds
 	page int
 	// free is a floor under the pages free in the pipe: what the kernel said at the
@@ -156,13 +157,14 @@ const atomicWrite = 4096
 // pages in a row always hold more than one). The room is counted as the pages
 // left when the queued bytes take twice their pages, and two more. (TIOCINQ is
 // FIONREAD: the bytes queued.) The kernel is asked only when the floor is too low.
+// A write that fits does not wait, so it may be a raw system call (rawcall.go).
 func (p *pipe) fits(n int) bool {
 	if p.pages(n) <= p.free {
 		return true
 	}
-	queued, err := -1, error(nil)
-	if cerr := p.rc.Control(func(fd uintptr) { queued, err = unix.IoctlGetInt(int(fd), unix.TIOCINQ) }); cerr != nil || err != nil {
-		return true // as before: one write
+	queued, err := rawQueued(p.fd)
+	if err != nil {
+		return false // written the careful way
 	}
 	p.free = p.size/p.page - 2*p.pages(queued) - 2
 	return p.pages(n) <= p.free
@@ -224,15 +226,19 @@ func (o *Output) put(p []byte) error {
 		return o.err
 	}
 	o.wait(len(p))
-	if o.pipe != nil && len(p) > atomicWrite && !o.pipe.fits(len(p)) {
-		for len(p) > 0 && o.err == nil {
-			n := atomicRun(p)
-			o.send(p[:n])
-			p = p[n:]
-		}
+	if o.pipe == nil {
+		o.send(p)
 		return o.err
 	}
-	o.send(p)
+	if o.pipe.fits(len(p)) {
+		o.sendRaw(p)
+		return o.err
+	}
+	for len(p) > 0 && o.err == nil {
+		n := atomicRun(p)
+		o.send(p[:n])
+		p = p[n:]
+	}
 	return o.err
 }
 
@@ -242,11 +248,32 @@ func (o *Output) send(p []byte) {
 		o.pipe.wrote(len(p))
 	}
 	if _, err := o.w.Write(p); err != nil {
-		if errors.Is(err, syscall.EPIPE) {
-			err = ErrOutputClosed
-		}
-		o.err = fmt.Errorf("write output: %w", err)
+		o.fail(err)
 	}
+}
+
+// sendRaw writes p, which fits in the pipe, with a raw system call; what a
+// signal's interruption leaves, the usual way.
+func (o *Output) sendRaw(p []byte) {
+	o.pipe.wrote(len(p))
+	n, err := rawWrite(o.pipe.fd, p)
+	if err != nil && err != unix.EINTR && err != unix.EAGAIN {
+		o.fail(err)
+		return
+	}
+	if rest := p[n:]; len(rest) > 0 {
+		if _, err := o.w.Write(rest); err != nil {
+			o.fail(err)
+		}
+	}
+}
+
+// fail keeps err, the output's first failure.
+func (o *Output) fail(err error) {
+	if errors.Is(err, syscall.EPIPE) {
+		err = ErrOutputClosed
+	}
+	o.err = fmt.Errorf("write output: %w", err)
 }
 
 // wait takes n bytes from the pacing bucket, in pieces of at most its size (a

@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	"golang.org/x/sys/unix"
 )
 
@@ -54,13 +53,16 @@ func (s *subscription) renamed() bool { return s.named.Swap(false) }
 // inotify cannot watch are polled, all with one timer.
 type watcher struct {
 	log       *slog.Logger
-	fs        *fsnotify.Watcher // nil: inotify unavailable, everyone polls
+	in        *inotify // nil: inotify unavailable, everyone polls
 	pollEvery time.Duration
 	safety    time.Duration
 	changed   chan struct{} // whether any directory is polled changed
 
 	mu   sync.Mutex
 	subs map[string][]*subscription
+	// broken is set when inotify failed after it was set up: every folder is
+	// polled from then on.
+	broken bool
 	// at says, for each subscribed directory, what inotify watches for it: the
 	// directory itself; its nearest existing parent while it does not exist, so a
 	// folder deleted and made again is watched again as soon as it is back; or ""
@@ -85,22 +87,27 @@ func newWatcher(log *slog.Logger, mode watchMode, pollEvery time.Duration) *watc
 	if mode == pollOnly {
 		return w
 	}
-	fsw, err := fsnotify.NewWatcher()
+	in, err := newInotify()
 	if err != nil {
 		log.Warn("inotify unavailable, polling", "err", err)
 		return w
 	}
-	w.fs = fsw
+	w.in = in
 	return w
 }
 
-// Run delivers events and polls until ctx is done.
+// Run delivers events and polls until ctx is done. Events are read and handed out
+// on a goroutine of their own, which waits in the runtime's poller; this one keeps
+// the timer, so an event costs no timer reset, and a stream of them does not put
+// off the polls of other folders.
 func (w *watcher) Run(ctx context.Context) {
-	var events <-chan fsnotify.Event
-	var errs <-chan error
-	if w.fs != nil {
-		defer w.fs.Close()
-		events, errs = w.fs.Events, w.fs.Errors
+	if w.in != nil {
+		var reading sync.WaitGroup
+		reading.Go(w.readEvents)
+		defer func() {
+			w.in.close()
+			reading.Wait()
+		}()
 	}
 	timer := time.NewTimer(w.period())
 	defer timer.Stop()
@@ -109,22 +116,6 @@ func (w *watcher) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case ev, ok := <-events:
-			if !ok {
-				return
-			}
-			w.event(ev)
-			// The timer runs on: an event costs no timer reset, and a stream of
-			// them does not put off the polls of other folders.
-			continue
-		case err, ok := <-errs:
-			if !ok {
-				return
-			}
-			// An overflow means events were dropped: everyone looks again.
-			w.log.Warn("inotify error, waking all files", "err", err)
-			w.notifyAll()
-			continue
 		case <-w.changed:
 		case now := <-timer.C:
 			if now.Sub(lastSafety) >= w.safety {
@@ -149,30 +140,72 @@ func (w *watcher) period() time.Duration {
 	return w.safety
 }
 
-// event handles one inotify event: a watched folder that went is watched again
-// once it is back, and the subscribers of the folder it happened in are woken.
-func (w *watcher) event(ev fsnotify.Event) {
-	names := ev.Op&(fsnotify.Create|fsnotify.Remove|fsnotify.Rename) != 0
-	if names {
-		w.mu.Lock()
-		var again []string
-		for dir, at := range w.at {
-			switch {
-			case at == ev.Name && !ev.Has(fsnotify.Create):
-				delete(w.at, dir) // the folder went, and its watch with it
-				again = append(again, dir)
-			case at != dir && at != "" && ev.Has(fsnotify.Create):
-				again = append(again, dir) // waiting for it: maybe it is back
+// readEvents hands out events until the instance is closed. A read that fails
+// otherwise (it should not) leaves every folder to polling.
+func (w *watcher) readEvents() {
+	for {
+		err := w.in.read(w.event)
+		if err == nil {
+			continue
+		}
+		if !w.in.isClosed() {
+			w.log.Error("inotify failed, polling every folder", "err", err)
+			w.mu.Lock()
+			w.broken = true
+			for dir := range w.at {
+				w.place(dir)
 			}
+			w.mu.Unlock()
+			notify(w.changed)
 		}
-		for _, dir := range again {
-			w.place(dir)
-		}
-		w.mu.Unlock()
-		// A subscribed folder that came back or went changed wholesale.
-		w.notify(ev.Name, true)
+		return
 	}
-	w.notify(filepath.Dir(ev.Name), names)
+}
+
+// event handles one inotify event in dir, about name in it (nil: dir itself): a
+// watched folder that went is watched again once it is back, and the subscribers
+// of the folder it happened in are woken. Writes, nearly every event, take no
+// allocation.
+func (w *watcher) event(dir string, name []byte, mask uint32) {
+	if mask&unix.IN_Q_OVERFLOW != 0 {
+		// Events were dropped: everyone looks again.
+		w.log.Warn("inotify queue overflowed, waking all files")
+		w.notifyAll()
+		return
+	}
+	path, in := dir, filepath.Dir(dir) // an event of the folder itself is one in its parent
+	if name != nil {
+		in = dir
+	}
+	if mask&inotifyNames == 0 {
+		w.notify(in, false)
+		return
+	}
+	if name != nil {
+		path = filepath.Join(dir, string(name))
+	}
+	created := mask&(unix.IN_CREATE|unix.IN_MOVED_TO) != 0
+	w.mu.Lock()
+	var again []string
+	for d, at := range w.at {
+		switch {
+		case at == path && !created:
+			delete(w.at, d) // the folder went (or moved): its watch goes with it
+			again = append(again, d)
+			if w.in != nil && mask&unix.IN_MOVE_SELF != 0 {
+				w.in.remove(at) // a moved folder keeps its watch, now elsewhere
+			}
+		case at != d && at != "" && created:
+			again = append(again, d) // waiting for it: maybe it is back
+		}
+	}
+	for _, d := range again {
+		w.place(d)
+	}
+	w.mu.Unlock()
+	// A subscribed folder that came back or went changed wholesale.
+	w.notify(path, true)
+	w.notify(in, true)
 }
 
 // Subscribe makes s receive wakeups for changes in dir.
@@ -214,10 +247,10 @@ func (w *watcher) Unsubscribe(dir string, s *subscription) {
 func (w *watcher) place(dir string) {
 	old, had := w.at[dir]
 	at := ""
-	if w.fs != nil && eventsWork(dir) {
+	if w.in != nil && !w.broken && eventsWork(dir) {
 		at = existingAncestor(dir)
 		if !w.watching(at) {
-			if err := w.fs.Add(at); err != nil {
+			if err := w.in.add(at); err != nil {
 				// ENOSPC here is the watch limit (fs.inotify.max_user_watches).
 				w.log.Warn("cannot watch directory, polling", "dir", at, "err", err)
 				at = ""
@@ -247,7 +280,7 @@ func (w *watcher) watching(x string) bool {
 // release stops watching x when no subscribed directory needs it.
 func (w *watcher) release(x string) {
 	if x != "" && !w.watching(x) {
-		_ = w.fs.Remove(x) // the directory may be gone already, and its watch with it
+		w.in.remove(x)
 	}
 }
 
@@ -320,23 +353,28 @@ func notify(c chan struct{}) {
 const gpfsMagic = 0x47504653
 
 // eventsWork reports whether inotify sees changes made in dir. On network and FUSE
-// filesystems, writes from other hosts or the FUSE daemon raise no events; on
-// overlayfs, writes to a file still in a lower layer (or made through another
-// mount of that layer) raise none either.
+// filesystems (remoteFS), writes from other hosts or the FUSE daemon raise no
+// events; on overlayfs, writes to a file still in a lower layer (or made through
+// another mount of that layer) raise none either.
 func eventsWork(dir string) bool {
 	var st unix.Statfs_t
 	if unix.Statfs(existingAncestor(dir), &st) != nil {
 		return true
 	}
-	switch uint32(st.Type) {
+	return !remoteFS(uint32(st.Type)) && uint32(st.Type) != unix.OVERLAYFS_SUPER_MAGIC
+}
+
+// remoteFS reports whether the filesystem of statfs type t is served over a network
+// or by another process: its reads may wait on them.
+func remoteFS(t uint32) bool {
+	switch t {
 	case unix.NFS_SUPER_MAGIC, unix.CIFS_SUPER_MAGIC, unix.SMB2_SUPER_MAGIC, unix.SMB_SUPER_MAGIC,
 		unix.FUSE_SUPER_MAGIC,
 		unix.V9FS_MAGIC, // e.g. WSL, some VM shares
-		unix.OVERLAYFS_SUPER_MAGIC,
 		gpfsMagic:
-		return false
+		return true
 	}
-	return true
+	return false
 }
 
 // waker is what an idle follower waits for: a change in the folders it watches

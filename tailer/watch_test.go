@@ -19,7 +19,7 @@ func watched(t *testing.T, path string) *syncbuf.Buffer {
 	t.Helper()
 	cfg := &Config{MaxLine: 1 << 20, PollInterval: time.Hour, Log: slog.New(slog.DiscardHandler)}
 	w := newWatcher(cfg.Log, inotifyWhereItWorks, cfg.PollInterval)
-	if w.fs == nil {
+	if w.in == nil {
 		t.Skip("no inotify here")
 	}
 	w.safety = time.Hour

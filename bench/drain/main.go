@@ -6,7 +6,14 @@
 // fixed size (the time field drops trailing zeros of its nanoseconds) and
 // sidetail never exits on its own.
 //
+// With -until FILE the count is not known at the start: a writer's line count
+// appears in FILE (written whole, by rename) once it is done; when drain has seen
+// that many lines it prints the count, so a script knows the follower relayed all
+// of them, and reads on until stdin ends: a follower that watches its stdout (GNU
+// tail -F does) must not exit before the script has measured it.
+//
 //	sidetail --format=json big.log | drain -lines 2684354
+//	sidetail app.log | drain -until written.count   # prints the lines seen
 package main
 
 import (
@@ -16,6 +23,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/sidetail/sidetail/bench/internal/command"
 )
@@ -26,16 +36,27 @@ func main() { command.Main("drain", &drain{}) }
 type drain struct {
 	lines int64
 	bytes int64
+	until string
 }
 
 func (d *drain) Flags(fs *flag.FlagSet) {
 	fs.Int64Var(&d.lines, "lines", 0, "stop after this many newlines")
 	fs.Int64Var(&d.bytes, "bytes", 0, "stop after this many bytes")
+	fs.StringVar(&d.until, "until", "", "stop after as many newlines as FILE, once it exists, says")
 }
 
 func (d *drain) Run([]string) error {
-	if (d.lines > 0) == (d.bytes > 0) {
-		return command.UsageError("usage: drain -lines N | -bytes N")
+	modes := 0
+	for _, set := range []bool{d.lines > 0, d.bytes > 0, d.until != ""} {
+		if set {
+			modes++
+		}
+	}
+	if modes != 1 {
+		return command.UsageError("usage: drain -lines N | -bytes N | -until FILE")
+	}
+	if d.until != "" {
+		return d.runUntil()
 	}
 	buf := make([]byte, 1<<20)
 	var lines, total int64
@@ -53,4 +74,60 @@ func (d *drain) Run([]string) error {
 	}
 	fmt.Println(total)
 	return nil
+}
+
+// runUntil counts lines on one goroutine and looks for the target every 10 ms on
+// this one: the target may appear after the last line came, when no read returns.
+func (d *drain) runUntil() error {
+	counted := make(chan int64)
+	failed := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 1<<20)
+		var lines int64
+		for {
+			n, err := os.Stdin.Read(buf)
+			lines += int64(bytes.Count(buf[:n], []byte{'\n'}))
+			counted <- lines
+			if err != nil {
+				failed <- fmt.Errorf("stdin ended after %d lines: %w", lines, err)
+				return
+			}
+		}
+	}()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	var lines int64
+	target := int64(-1)
+	for target < 0 || lines < target {
+		select {
+		case lines = <-counted:
+		case err := <-failed:
+			return err
+		case <-tick.C:
+			if target < 0 {
+				target = readCount(d.until)
+			}
+		}
+	}
+	fmt.Println(lines)
+	for {
+		select {
+		case lines = <-counted:
+		case <-failed:
+			return nil
+		}
+	}
+}
+
+// readCount returns the number in file, -1 while there is none.
+func readCount(file string) int64 {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return -1
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
 }

@@ -1,0 +1,209 @@
+package tailer
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// inotify is one inotify instance watching folders, read here rather than through
+// fsnotify for what reading costs: fsnotify reads with os.File.Read, a system call
+// made through the runtime's syscall entry, and the first such call after the
+// process was idle wakes the runtime's monitor thread (sysmon) from its sleep, two
+// more thread switches at every wakeup of a followed file; its events then reach
+// the watcher through a channel, one more goroutine switch. Here the read is a raw
+// system call inside the poller's RawConn.Read, which waits in the runtime's poller
+// as os.File.Read does, and each event is handed to the watcher on the reading
+// goroutine. (bench/compare.sh steady; see README, Performance.)
+type inotify struct {
+	file *os.File // the instance, non-blocking, in the runtime's poller
+	rc   syscall.RawConn
+	fd   int
+	buf  []byte
+	// closed is set by close: a read's error is then no failure.
+	closed atomic.Bool
+
+	mu sync.Mutex
+	// dirs holds, for each watch, the names it was added under: adding a folder
+	// already watched under another name (a link, a bind mount) returns its watch.
+	dirs map[int32][]string
+	wds  map[string]int32
+}
+
+// inotifyMask is what a watched folder reports: names that change (a file made,
+// renamed or deleted, the folder itself deleted or moved), writes and attribute
+// changes (a file that becomes readable; a hard link removed).
+const inotifyMask = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_MOVED_TO |
+	unix.IN_MODIFY | unix.IN_ATTRIB | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF
+
+// inotifyNames are the events after which a path may name another file, or none.
+const inotifyNames = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_MOVED_TO |
+	unix.IN_DELETE_SELF | unix.IN_MOVE_SELF | unix.IN_IGNORED | unix.IN_UNMOUNT
+
+// inotifyBuf holds a few dozen events of the longest names, hundreds of usual ones.
+const inotifyBuf = 16 << 10
+
+func newInotify() (*inotify, error) {
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		return nil, fmt.Errorf("inotify_init1: %w", err)
+	}
+	file := os.NewFile(uintptr(fd), "inotify")
+	rc, err := file.SyscallConn()
+	if err != nil {
+		file.Close()
+		return nil, fmt.Errorf("inotify: %w", err)
+	}
+	return &inotify{file: file, rc: rc, fd: fd, buf: make([]byte, inotifyBuf),
+		dirs: map[int32][]string{}, wds: map[string]int32{}}, nil
+}
+
+// add watches dir.
+func (in *inotify) add(dir string) error {
+	wd, err := unix.InotifyAddWatch(in.fd, dir, inotifyMask)
+	if err != nil {
+		return fmt.Errorf("inotify_add_watch %s: %w", dir, err)
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if old, ok := in.wds[dir]; ok && old != int32(wd) {
+		in.forget(dir, old)
+	}
+	if _, ok := in.wds[dir]; !ok {
+		in.dirs[int32(wd)] = append(in.dirs[int32(wd)], dir)
+	}
+	in.wds[dir] = int32(wd)
+	return nil
+}
+
+// remove stops watching dir; the watch goes when no other name holds it. A folder
+// already gone took its watch with it.
+func (in *inotify) remove(dir string) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	wd, ok := in.wds[dir]
+	if !ok {
+		return
+	}
+	if in.forget(dir, wd) {
+		_, _ = unix.InotifyRmWatch(in.fd, uint32(wd)) // EINVAL: the kernel dropped it already
+	}
+}
+
+// forget drops the name dir of watch wd and reports whether that was its last.
+// Called with mu held. The names are copied, never changed in place: read hands
+// them out without a copy.
+func (in *inotify) forget(dir string, wd int32) bool {
+	delete(in.wds, dir)
+	var names []string
+	for _, d := range in.dirs[wd] {
+		if d != dir {
+			names = append(names, d)
+		}
+	}
+	if len(names) > 0 {
+		in.dirs[wd] = names
+		return false
+	}
+	delete(in.dirs, wd)
+	return true
+}
+
+// close ends the instance: a read waiting in the poller returns an error, and
+// isClosed tells it from a failure.
+func (in *inotify) close() error {
+	in.closed.Store(true)
+	return in.file.Close()
+}
+
+func (in *inotify) isClosed() bool { return in.closed.Load() }
+
+// read waits for events and hands each to handle, with the folder it happened in
+// (each name the folder was added under) and the name in it (nil: the folder
+// itself, or mask IN_Q_OVERFLOW: events were lost). It returns only errors.
+func (in *inotify) read(handle func(dir string, name []byte, mask uint32)) error {
+	var n int
+	var errno syscall.Errno
+	// The read is made before any wait, even right after one that took every
+	// event: RawConn.Read forgets a readiness the poller saw before it was called.
+	err := in.rc.Read(func(fd uintptr) bool {
+		for {
+			r, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&in.buf[0])), uintptr(len(in.buf)))
+			switch e {
+			case unix.EINTR:
+				continue
+			case unix.EAGAIN:
+				return false
+			}
+			n, errno = int(r), e
+			return true
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("read inotify: %w", err)
+	}
+	if errno != 0 {
+		return fmt.Errorf("read inotify: %w", errno)
+	}
+	if n == 0 {
+		return errors.New("read inotify: end of file") // never: it would be read again and again
+	}
+	eachEvent(in.buf[:n], func(wd int32, mask uint32, name []byte) {
+		if mask&unix.IN_Q_OVERFLOW != 0 {
+			handle("", nil, mask)
+			return
+		}
+		for _, dir := range in.watched(wd, mask) {
+			handle(dir, name, mask)
+		}
+	})
+	return nil
+}
+
+// watched returns the names of watch wd, which the kernel ends after IN_IGNORED
+// (its folder deleted, or unmounted): it is forgotten then.
+func (in *inotify) watched(wd int32, mask uint32) []string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	names := in.dirs[wd]
+	if mask&unix.IN_IGNORED != 0 {
+		delete(in.dirs, wd)
+		for _, d := range names {
+			if in.wds[d] == wd {
+				delete(in.wds, d)
+			}
+		}
+	}
+	return names
+}
+
+// eachEvent calls f for each whole event in b, as read from an inotify instance:
+// its watch, mask and name without the padding (nil when it has none). What does
+// not hold a whole event is left.
+func eachEvent(b []byte, f func(wd int32, mask uint32, name []byte)) {
+	for len(b) >= unix.SizeofInotifyEvent {
+		wd := int32(binary.NativeEndian.Uint32(b[0:]))
+		mask := binary.NativeEndian.Uint32(b[4:])
+		size := binary.NativeEndian.Uint32(b[12:])
+		b = b[unix.SizeofInotifyEvent:]
+		if uint64(size) > uint64(len(b)) {
+			return
+		}
+		name := b[:size]
+		b = b[size:]
+		for len(name) > 0 && name[len(name)-1] == 0 {
+			name = name[:len(name)-1]
+		}
+		if len(name) == 0 {
+			name = nil
+		}
+		f(wd, mask, name)
+	}
+}
