@@ -51,6 +51,11 @@ fi
 : "${COMPRESS_MB:=100}" "${COMPRESS_SECONDS:=15}"
 WORK=${WORK:-$(mktemp -d /var/tmp/sidetail-bench.XXXXXX)}
 trap 'rm -rf "$WORK"' EXIT
+# The followed files have a folder of their own: the FIFOs and result files written
+# beside them during a run would raise events in the followed folder, as a pod's
+# stdout (a pipe) does not.
+LOGS=$WORK/logs
+mkdir -p "$LOGS"
 
 if ! command -v busybox >/dev/null; then
   echo "installing busybox-static (Debian) ..." >&2
@@ -139,7 +144,7 @@ best_run() {
 best() { best_run "$@" | cut -d' ' -f1; }
 
 mode_catchup() {
-  local big=$WORK/big.log lines=$(( SIZE_MB * 1024 * 1024 / 100 ))
+  local big=$LOGS/big.log lines=$(( SIZE_MB * 1024 * 1024 / 100 ))
   make_lines "$big" "$SIZE_MB"
   echo "== catch-up: $SIZE_MB MiB of 100-byte lines into a pipe (higher ratio is faster)"
   cat "$big" > /dev/null # warm the page cache: every tool reads from memory
@@ -195,7 +200,7 @@ catchup_fast() {
 }
 
 mode_checkpoint() {
-  local big=$WORK/big.log
+  local big=$LOGS/big.log
   make_lines "$big" "$SIZE_MB"
   cat "$big" > /dev/null
   local bytes="head -c $(stat -c %s "$big")"
@@ -227,7 +232,7 @@ mode_checkpoint() {
 # relayed.
 follow_steady() {
   local name=$1; shift
-  local f=$WORK/steady.log fifo=$WORK/steady.fifo target=$WORK/steady.target
+  local f=$LOGS/steady.log fifo=$WORK/steady.fifo target=$WORK/steady.target
   rm -f "$f" "$fifo" "$target" "$WORK/steady.count"; : > "$f"; mkfifo "$fifo"
   "$WORK/drain" -until "$target" < "$fifo" > "$WORK/steady.count" 2>/dev/null & local drain_pid=$!
   "$@" "$f" > "$fifo" 2>/dev/null & local pid=$!
@@ -277,7 +282,7 @@ mode_steady() {
 
 mode_latency() {
   echo "== latency: write -> stdout at $LATENCY_RATE lines/s, $LATENCY_N lines (target p99 <= 0.5 ms)"
-  local lat=$WORK/lat.log i
+  local lat=$LOGS/lat.log i
   for i in "${!BINS[@]}"; do
     printf "%-26s %s\n" "${NAMES[$i]}" "$("$WORK/latency" -file "$lat" -rate "$LATENCY_RATE" -n "$LATENCY_N" -- "${BINS[$i]}-nostate" "$lat")"
   done
@@ -288,7 +293,7 @@ mode_latency() {
 
 mode_maxrate() {
   echo "== latency with --max-rate=$MAX_RATE: write -> stdout at $LATENCY_RATE lines/s, $LATENCY_N lines, $MAXRATE_ROUNDS alternating rounds (target: p99 unchanged)"
-  local lat=$WORK/lat.log r i
+  local lat=$LOGS/lat.log r i
   for r in $(seq "$MAXRATE_ROUNDS"); do
     for i in "${!BINS[@]}"; do
       printf "%-34s %s\n" "${NAMES[$i]}" "$("$WORK/latency" -file "$lat" -rate "$LATENCY_RATE" -n "$LATENCY_N" -- "${BINS[$i]}-nostate" "$lat")"
@@ -324,7 +329,7 @@ idle_measure() {
 mode_idle() {
   echo "== idle: $IDLE_FILES files for ${IDLE_SECONDS}s (target: 0 wakeups/s from timers, RSS <= 5 MiB)"
   local idle=() i
-  for i in $(seq "$IDLE_FILES"); do echo "line $i" > "$WORK/idle$i.log"; idle+=("$WORK/idle$i.log"); done
+  for i in $(seq "$IDLE_FILES"); do echo "line $i" > "$LOGS/idle$i.log"; idle+=("$LOGS/idle$i.log"); done
   for i in "${!BINS[@]}"; do
     idle_measure "${NAMES[$i]}" "$IDLE_SECONDS" "${BINS[$i]}" --state-dir= "${idle[@]}"
   done
@@ -348,7 +353,7 @@ mode_many() {
 
 mode_longline() {
   echo "== one ${LONG_MB} MiB line, --max-line=${LONG_MAX_MB}Mi: peak RSS (target <= 2 x max-line + 1 MiB = $(( 2 * LONG_MAX_MB + 1 )) MiB)"
-  local long=$WORK/long.log fifo=$WORK/fifo i fmt
+  local long=$LOGS/long.log fifo=$WORK/fifo i fmt
   { head -c $(( LONG_MB << 20 )) /dev/zero | tr '\0' 'y'; echo; } > "$long"
   local pieces=$(( (LONG_MB + LONG_MAX_MB - 1) / LONG_MAX_MB ))
   for i in "${!BINS[@]}"; do

@@ -60,6 +60,7 @@ func (f *follower) run(ctx context.Context, w *watcher) error {
 	defer f.m.Close()
 	defer f.emit.cp.start()() // the offset word is written until the end: its file closes last
 	f.wait.w, f.wait.sub = w, newSubscription(f.pins.pin)
+	defer context.AfterFunc(ctx, func() { notify(f.wait.sub.wake) })()
 	f.wait.watch(f.path)
 	defer f.wait.stop()
 	defer f.cuts.start()()
@@ -217,6 +218,7 @@ func (f *follower) rest(ctx context.Context, n int64) error {
 	}
 	// Bytes written after our last read raise an event, which is pending by now:
 	// wait returns at once for them.
+	f.wait.steady()
 	f.wait.wait(ctx, f.emit.recordExpiry(), f.cuts.C())
 	return nil
 }
@@ -290,6 +292,7 @@ func (f *follower) restart() error {
 // app later, and the app keeps writing to the renamed file until it reopens. Files
 // that take the path meanwhile are pinned.
 func (f *follower) drain(ctx context.Context, replaced time.Time) error {
+	f.wait.anyWrite() // before the first read: a write after it must wake us
 	quietUntil := replaced.Add(f.cfg.Settle)
 	timer := time.NewTimer(0)
 	defer timer.Stop()

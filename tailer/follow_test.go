@@ -72,7 +72,11 @@ func (s *stepped) step(t *testing.T) {
 	case <-s.idle: // an earlier idle: not the one after this wakeup
 	default:
 	}
-	s.w.notify(s.dir, !s.writes)
+	if s.writes {
+		s.w.notifyWrite(s.dir, nil)
+	} else {
+		s.w.notify(s.dir)
+	}
 	s.waitIdle(t)
 }
 

@@ -32,6 +32,7 @@ func (t *tailer) scan(ctx context.Context, src Source, scanned func()) error {
 	// over directories is matched again every globRescan.
 	dir := filepath.Dir(src.Path)
 	sub := newSubscription(nil)
+	sub.writes.Store(noWrites) // writes make no new names
 	var rescan <-chan time.Time
 	if IsGlob(dir) {
 		tick := time.NewTicker(globRescan)

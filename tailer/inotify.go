@@ -29,6 +29,11 @@ type inotify struct {
 	buf  []byte
 	// closed is set by close: a read's error is then no failure.
 	closed atomic.Bool
+	// readRaw is readOnce as a func, made once: a method value made at each read
+	// would be an allocation, as would the results of a closure over locals.
+	readRaw func(fd uintptr) bool
+	n       int
+	errno   syscall.Errno
 
 	mu sync.Mutex
 	// dirs holds, for each watch, the names it was added under: adding a folder
@@ -55,14 +60,24 @@ func newInotify() (*inotify, error) {
 	if err != nil {
 		return nil, fmt.Errorf("inotify_init1: %w", err)
 	}
-	file := os.NewFile(uintptr(fd), "inotify")
+	in, err := inotifyOn(os.NewFile(uintptr(fd), "inotify"))
+	if err != nil {
+		return nil, fmt.Errorf("inotify: %w", err)
+	}
+	return in, nil
+}
+
+// inotifyOn reads the instance file, non-blocking (tests give a pipe).
+func inotifyOn(file *os.File) (*inotify, error) {
 	rc, err := file.SyscallConn()
 	if err != nil {
 		file.Close()
-		return nil, fmt.Errorf("inotify: %w", err)
+		return nil, err
 	}
-	return &inotify{file: file, rc: rc, fd: fd, buf: make([]byte, inotifyBuf),
-		dirs: map[int32][]string{}, wds: map[string]int32{}}, nil
+	in := &inotify{file: file, rc: rc, buf: make([]byte, inotifyBuf), dirs: map[int32][]string{}, wds: map[string]int32{}}
+	rc.Control(func(fd uintptr) { in.fd = int(fd) })
+	in.readRaw = in.readOnce
+	return in, nil
 }
 
 // add watches dir.
@@ -129,33 +144,18 @@ func (in *inotify) isClosed() bool { return in.closed.Load() }
 // (each name the folder was added under) and the name in it (nil: the folder
 // itself, or mask IN_Q_OVERFLOW: events were lost). It returns only errors.
 func (in *inotify) read(handle func(dir string, name []byte, mask uint32)) error {
-	var n int
-	var errno syscall.Errno
 	// The read is made before any wait, even right after one that took every
 	// event: RawConn.Read forgets a readiness the poller saw before it was called.
-	err := in.rc.Read(func(fd uintptr) bool {
-		for {
-			r, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&in.buf[0])), uintptr(len(in.buf)))
-			switch e {
-			case unix.EINTR:
-				continue
-			case unix.EAGAIN:
-				return false
-			}
-			n, errno = int(r), e
-			return true
-		}
-	})
-	if err != nil {
+	if err := in.rc.Read(in.readRaw); err != nil {
 		return fmt.Errorf("read inotify: %w", err)
 	}
-	if errno != 0 {
-		return fmt.Errorf("read inotify: %w", errno)
+	if in.errno != 0 {
+		return fmt.Errorf("read inotify: %w", in.errno)
 	}
-	if n == 0 {
+	if in.n == 0 {
 		return errors.New("read inotify: end of file") // never: it would be read again and again
 	}
-	eachEvent(in.buf[:n], func(wd int32, mask uint32, name []byte) {
+	eachEvent(in.buf[:in.n], func(wd int32, mask uint32, name []byte) {
 		if mask&unix.IN_Q_OVERFLOW != 0 {
 			handle("", nil, mask)
 			return
@@ -165,6 +165,22 @@ func (in *inotify) read(handle func(dir string, name []byte, mask uint32)) error
 		}
 	})
 	return nil
+}
+
+// readOnce reads the instance, fd, into buf once and reports whether it did (its
+// results in n and errno), for RawConn.Read: false (EAGAIN) waits in the poller.
+func (in *inotify) readOnce(fd uintptr) bool {
+	for {
+		r, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&in.buf[0])), uintptr(len(in.buf)))
+		switch e {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		}
+		in.n, in.errno = int(r), e
+		return true
+	}
 }
 
 // watched returns the names of watch wd, which the kernel ends after IN_IGNORED

@@ -170,13 +170,9 @@ func TestInotifyFailureFallsBackToPolling(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, err := r.SyscallConn()
-	if err != nil {
+	if w.in, err = inotifyOn(r); err != nil {
 		t.Fatal(err)
 	}
-	var fd int
-	rc.Control(func(f uintptr) { fd = int(f) })
-	w.in = &inotify{file: r, rc: rc, fd: fd, buf: make([]byte, inotifyBuf), dirs: map[int32][]string{}, wds: map[string]int32{}}
 	dir := t.TempDir()
 	w.mu.Lock()
 	w.at[dir] = dir // as if inotify watched it

@@ -35,6 +35,10 @@ type subscription struct {
 	// that took the path at once, even while the follower is blocked writing,
 	// without a goroutine of its own woken by every write.
 	pin func()
+	// writes, when set, are the names whose writes (and attribute changes) wake:
+	// a write to another file of the folder (another app's log, our own stdout
+	// when it is a FIFO there) wakes no one else. nil: every write wakes.
+	writes atomic.Pointer[[2]string]
 }
 
 func newSubscription(pin func()) *subscription {
@@ -46,6 +50,16 @@ func newSubscription(pin func()) *subscription {
 // renamed reports whether names may have changed in the subscribed directories
 // since it was last asked.
 func (s *subscription) renamed() bool { return s.named.Swap(false) }
+
+// wants reports whether a write to name (nil: not known) wakes s.
+func (s *subscription) wants(name []byte) bool {
+	only := s.writes.Load()
+	return only == nil || name == nil || string(name) == only[0] || string(name) == only[1]
+}
+
+// noWrites is a writes filter that no name passes: a glob's scanner looks for
+// new names only.
+var noWrites = &[2]string{}
 
 // watcher wakes followers when anything changes in their directories. One inotify
 // instance serves every file: Kubernetes nodes have a per-user limit on instances
@@ -143,8 +157,9 @@ func (w *watcher) period() time.Duration {
 // readEvents hands out events until the instance is closed. A read that fails
 // otherwise (it should not) leaves every folder to polling.
 func (w *watcher) readEvents() {
+	handle := w.event // once: a method value is an allocation
 	for {
-		err := w.in.read(w.event)
+		err := w.in.read(handle)
 		if err == nil {
 			continue
 		}
@@ -173,16 +188,16 @@ func (w *watcher) event(dir string, name []byte, mask uint32) {
 		w.notifyAll()
 		return
 	}
-	path, in := dir, filepath.Dir(dir) // an event of the folder itself is one in its parent
-	if name != nil {
-		in = dir
-	}
 	if mask&inotifyNames == 0 {
-		w.notify(in, false)
+		if name == nil {
+			dir = filepath.Dir(dir) // an event of the folder itself is one in its parent
+		}
+		w.notifyWrite(dir, name)
 		return
 	}
+	path, in := dir, filepath.Dir(dir)
 	if name != nil {
-		path = filepath.Join(dir, string(name))
+		path, in = filepath.Join(dir, string(name)), dir
 	}
 	created := mask&(unix.IN_CREATE|unix.IN_MOVED_TO) != 0
 	w.mu.Lock()
@@ -204,8 +219,8 @@ func (w *watcher) event(dir string, name []byte, mask uint32) {
 	}
 	w.mu.Unlock()
 	// A subscribed folder that came back or went changed wholesale.
-	w.notify(path, true)
-	w.notify(in, true)
+	w.notify(path)
+	w.notify(in)
 }
 
 // Subscribe makes s receive wakeups for changes in dir.
@@ -298,12 +313,24 @@ func existingAncestor(dir string) string {
 	}
 }
 
-// notify wakes the subscribers of dir, pinning first when names changed there.
-func (w *watcher) notify(dir string, names bool) {
+// notify wakes the subscribers of dir, where names changed, pinning first.
+func (w *watcher) notify(dir string) {
 	w.mu.Lock()
 	subs := append([]*subscription(nil), w.subs[dir]...)
 	w.mu.Unlock()
-	wakeAll(subs, names)
+	wakeAll(subs, true)
+}
+
+// notifyWrite wakes the subscribers of dir that want the write to name in it.
+// Waking pins nothing, so it is done under the lock, without a copy of the list.
+func (w *watcher) notifyWrite(dir string, name []byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, s := range w.subs[dir] {
+		if s.wants(name) {
+			notify(s.wake)
+		}
+	}
 }
 
 // notifyPolled wakes the subscribers of the polled directories.
@@ -389,14 +416,25 @@ type waker struct {
 	idle func()
 	// lr gives its read buffer back while the follower waits: idle files hold none.
 	lr *LineReader
+	// names are the base names of the path and of its link target: the writes
+	// that concern the file being read (see steady). Replaced, never changed: the
+	// watcher reads them.
+	names *[2]string
 }
 
 // watch subscribes to the folders of path and, when it is a symbolic link, of its
 // target: rotation of the target happens there, and so do its writes' events.
 func (k *waker) watch(path string) {
 	dirs := []string{filepath.Dir(path)}
-	if target, err := filepath.EvalSymlinks(path); err == nil && filepath.Dir(target) != dirs[0] {
-		dirs = append(dirs, filepath.Dir(target))
+	names := [2]string{filepath.Base(path), filepath.Base(path)}
+	if target, err := filepath.EvalSymlinks(path); err == nil {
+		names[1] = filepath.Base(target)
+		if filepath.Dir(target) != dirs[0] {
+			dirs = append(dirs, filepath.Dir(target))
+		}
+	}
+	if k.names == nil || *k.names != names {
+		k.names = &names
 	}
 	if strings.Join(dirs, "\x00") == strings.Join(k.dirs, "\x00") {
 		return
@@ -415,12 +453,30 @@ func (k *waker) stop() {
 	k.dirs = nil
 }
 
+// steady makes only writes to the file being read (under the path's name or its
+// link target's) wake the follower, with every change of names: while it follows
+// a file that is there. A file written through another hard link is then seen at
+// the next change of names or safety look: late, never lost.
+func (k *waker) steady() { k.sub.writes.Store(k.names) }
+
+// anyWrite makes every write in the folders wake the follower: while it drains a
+// file rotated away, whose writes come under a name it does not know.
+func (k *waker) anyWrite() { k.sub.writes.Store(nil) }
+
 // wait returns on the first of ctx done, a wakeup, a or b (nil channels never fire).
+// The end of ctx sends a wakeup (see follower.run), so a wait for one alone, the
+// wait of nearly every wakeup, is a receive: a select costs several times more.
 func (k *waker) wait(ctx context.Context, a, b <-chan time.Time) {
 	if k.idle != nil {
 		k.idle()
 	}
 	k.lr.Release()
+	if a == nil && b == nil {
+		if ctx.Err() == nil {
+			<-k.sub.wake
+		}
+		return
+	}
 	select {
 	case <-ctx.Done():
 	case <-k.sub.wake:

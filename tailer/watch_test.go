@@ -2,9 +2,11 @@ package tailer
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -17,7 +19,13 @@ import (
 // it relays, an event brought it.
 func watched(t *testing.T, path string) *syncbuf.Buffer {
 	t.Helper()
-	cfg := &Config{MaxLine: 1 << 20, PollInterval: time.Hour, Log: slog.New(slog.DiscardHandler)}
+	return watchedSettle(t, path, 0)
+}
+
+// watchedSettle is watched with a settle period.
+func watchedSettle(t *testing.T, path string, settle time.Duration) *syncbuf.Buffer {
+	t.Helper()
+	cfg := &Config{MaxLine: 1 << 20, PollInterval: time.Hour, Settle: settle, Log: slog.New(slog.DiscardHandler)}
 	w := newWatcher(cfg.Log, inotifyWhereItWorks, cfg.PollInterval)
 	if w.in == nil {
 		t.Skip("no inotify here")
@@ -102,4 +110,92 @@ func TestWatchSymlinkTarget(t *testing.T) {
 	}
 	write(t, target, "3\n", os.O_APPEND)
 	waitOutput(t, out, "1\n2\n3\n")
+}
+
+// While a file rotated away is drained, its writes wake the follower, though they
+// come under a name it does not know: the settle period here is an hour, and
+// only a write's event can bring its line. (A wakeup left over from before can
+// bring one line, not three.)
+func TestWatchDrainWokenByWritesToRenamed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	old, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	old.WriteString("a\n")
+	out := watchedSettle(t, path, time.Hour)
+	waitOutput(t, out, "a\n")
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	want := "a\n"
+	for _, line := range []string{"b\n", "c\n", "d\n"} {
+		old.WriteString(line)
+		want += line
+		waitOutput(t, out, want)
+	}
+}
+
+// A write wakes only the subscribers that follow the file written, and a glob's
+// scanner none: each wakeup of a follower is a look at its file. Names that
+// change wake everyone. Events are handed out in order, so a new name in another
+// folder, once its pin came, says that the events before it were all handed out.
+func TestWatchWritesWakeTheirFile(t *testing.T) {
+	w := newWatcher(slog.New(slog.DiscardHandler), inotifyWhereItWorks, time.Hour)
+	if w.in == nil {
+		t.Skip("no inotify here")
+	}
+	w.safety = time.Hour
+	dir, other := t.TempDir(), t.TempDir()
+	pinned := make(chan struct{}, 1)
+	follower, scanner := newSubscription(nil), newSubscription(nil)
+	barrier := newSubscription(func() { pinned <- struct{}{} })
+	follower.writes.Store(&[2]string{"app.log", "app.log"})
+	scanner.writes.Store(noWrites)
+	for _, s := range []*subscription{follower, scanner} {
+		w.Subscribe(dir, s)
+	}
+	w.Subscribe(other, barrier)
+	write(t, filepath.Join(dir, "app.log"), "", os.O_APPEND)
+	write(t, filepath.Join(dir, "access.log"), "", os.O_APPEND)
+	done := runWatcher(t, w)
+	defer done()
+
+	// through reports which of subs were woken by the events of what did, then
+	// takes their wakeups.
+	barriers := 0
+	through := func(did func()) (woke []bool) {
+		did()
+		barriers++
+		write(t, filepath.Join(other, fmt.Sprint(barriers)), "", os.O_APPEND) // one event: a new name
+		select {
+		case <-pinned:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the barrier's event never came")
+		}
+		for _, s := range []*subscription{follower, scanner} {
+			select {
+			case <-s.wake:
+				woke = append(woke, true)
+			default:
+				woke = append(woke, false)
+			}
+		}
+		return woke
+	}
+	through(func() {}) // the wakeups of the files made above
+	for _, c := range []struct {
+		name string
+		did  func()
+		want []bool // follower, scanner
+	}{
+		{"write to another file", func() { write(t, filepath.Join(dir, "access.log"), "x\n", os.O_APPEND) }, []bool{false, false}},
+		{"write to the file", func() { write(t, filepath.Join(dir, "app.log"), "x\n", os.O_APPEND) }, []bool{true, false}},
+		{"a new file", func() { write(t, filepath.Join(dir, "new.log"), "", os.O_APPEND) }, []bool{true, true}},
+	} {
+		if got := through(c.did); !slices.Equal(got, c.want) {
+			t.Errorf("%s: woken (follower, scanner) %v, want %v", c.name, got, c.want)
+		}
+	}
 }
