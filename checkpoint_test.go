@@ -385,10 +385,12 @@ func checkRuns(t *testing.T, runs [][]string, want int) {
 // TestKillWhileOutputWaits: SIGKILL while a write waits for room in a full stdout
 // pipe leaves no line cut in two there. The file holds more than the pipe, the
 // pipe is never read until sidetail is dead; with checkpoints (16 KiB writes) and
-// without (a whole read per write).
+// without (a whole read per write), and with the writes to stdout measured for
+// /metrics.
 func TestKillWhileOutputWaits(t *testing.T) {
 	t.Parallel()
-	for _, stateDir := range []string{"--state-dir=", "--state-dir=" + t.TempDir()} {
+	for _, args := range [][]string{{"--state-dir="}, {"--state-dir=" + t.TempDir()}, {"--state-dir=", "--metrics-addr=127.0.0.1:0"}} {
+		stateDir := strings.Join(args, " ")
 		path := filepath.Join(t.TempDir(), "app.log")
 		g := &lineGen{stream: "w"}
 		if err := os.WriteFile(path, g.next(100_000), 0o644); err != nil { // 5.6 MB
@@ -398,7 +400,7 @@ func TestKillWhileOutputWaits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(bin, stateDir, path)
+		cmd := exec.Command(bin, append(args, path)...)
 		cmd.Stdout = w
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

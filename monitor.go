@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net"
 	"os"
@@ -14,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -29,7 +27,7 @@ type monitor struct {
 	srv     *status.Server
 	started time.Time
 	tail    *tailer.Metrics // nil for the rotate command
-	out     *meteredWriter  // nil for the rotate command
+	out     *tailer.Meter   // stdout's writes; nil for the rotate command
 	rotate  *rotateMetrics
 
 	mu     sync.Mutex // the sockets are made after the server starts
@@ -81,6 +79,14 @@ func (m *monitor) rotated() *rotateMetrics {
 		return nil
 	}
 	return m.rotate
+}
+
+// meter measures the tail command's writes to stdout; nil without a monitor.
+func (m *monitor) meter() *tailer.Meter {
+	if m == nil {
+		return nil
+	}
+	return m.out
 }
 
 // followers are the tail command's metrics; nil without a monitor.
@@ -140,7 +146,7 @@ func (m *monitor) handle(path string) status.Response {
 		var stuck []string
 		if m.tail != nil {
 			now := time.Now()
-			stuck = m.tail.Health(now, m.out.blocked(now))
+			stuck = m.tail.Health(now, stdoutBlocked(m.out, now))
 		}
 		if len(stuck) > 0 {
 			return status.Response{Code: 503, Body: []byte(strings.Join(stuck, "\n") + "\n")}
@@ -161,7 +167,7 @@ func (m *monitor) exposition() []byte {
 	w.Family("sidetail_build_info", prom.Gauge, "Always 1; the labels say which sidetail this is.")
 	w.Int(1, "version", version, "goversion", runtime.Version())
 	m.tail.Write(&w)
-	m.out.write(&w)
+	writeStdout(&w, m.out)
 	m.writeDrops(&w)
 	m.rotate.write(&w)
 	writeRuntime(&w)
@@ -246,48 +252,30 @@ func writeProcess(w *prom.Writer, started time.Time) {
 // blocked: a reader (kubelet's log pipe) that stopped reading, not a slow disk.
 const blockedAfter = time.Second
 
-// meteredWriter measures the writes to stdout: what went out, and the time spent
-// blocked in write(2) (a full pipe: the node agent or kubelet not reading).
-// tailer.Output serializes the writes, so one is in progress at a time.
-type meteredWriter struct {
-	w                    io.Writer
-	bytes, writes, nanos atomic.Int64
-	since                atomic.Int64 // Unix nanoseconds when the write in progress began; 0: none
-}
-
-func (m *meteredWriter) Write(p []byte) (int, error) {
-	start := time.Now()
-	m.since.Store(start.UnixNano())
-	n, err := m.w.Write(p)
-	m.since.Store(0)
-	m.nanos.Add(int64(time.Since(start)))
-	m.bytes.Add(int64(n))
-	m.writes.Add(1)
-	return n, err
-}
-
-// blocked reports whether a write has been in progress for blockedAfter.
-func (m *meteredWriter) blocked(now time.Time) bool {
+// stdoutBlocked reports whether a write to stdout (measured by m) has been under
+// way for blockedAfter.
+func stdoutBlocked(m *tailer.Meter, now time.Time) bool {
 	if m == nil {
 		return false
 	}
-	s := m.since.Load()
+	s := m.Since.Load()
 	return s != 0 && now.Sub(time.Unix(0, s)) >= blockedAfter
 }
 
-func (m *meteredWriter) write(w *prom.Writer) {
+// writeStdout writes the metrics of stdout's writes, measured by m.
+func writeStdout(w *prom.Writer, m *tailer.Meter) {
 	if m == nil {
 		return
 	}
 	w.Family("sidetail_stdout_bytes_total", prom.Counter, "Bytes written to stdout, formatted.")
-	w.Int(m.bytes.Load())
+	w.Int(m.Bytes.Load())
 	w.Family("sidetail_stdout_writes_total", prom.Counter, "Writes to stdout (each one or more whole lines).")
-	w.Int(m.writes.Load())
+	w.Int(m.Writes.Load())
 	w.Family("sidetail_stdout_write_seconds_total", prom.Counter, "Time spent in writes to stdout: when it grows by about 1 per second, stdout's reader is not keeping up.")
-	w.Sample(float64(m.nanos.Load()) / 1e9)
+	w.Sample(float64(m.Nanos.Load()) / 1e9)
 	w.Family("sidetail_stdout_blocked", prom.Gauge, "1 while a write to stdout has been waiting for over a second.")
 	blocked := int64(0)
-	if m.blocked(time.Now()) {
+	if stdoutBlocked(m, time.Now()) {
 		blocked = 1
 	}
 	w.Int(blocked)

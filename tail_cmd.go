@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -325,11 +324,9 @@ func (c *TailCmd) Run(ctx context.Context, s streams) error {
 	if err != nil {
 		return err
 	}
-	stdout := io.Writer(s.stdout)
 	if mon != nil {
 		mon.tail = tailer.NewMetrics(c.stallAfter())
-		mon.out = &meteredWriter{w: s.stdout}
-		stdout = mon.out
+		mon.out = &tailer.Meter{}
 		// Probes are answered while draining too: the server stops when Run returns.
 		serveCtx, stopServing := context.WithCancel(context.Background())
 		var serving sync.WaitGroup
@@ -358,7 +355,8 @@ func (c *TailCmd) Run(ctx context.Context, s streams) error {
 		return err
 	}
 	mon.countDrops(c.sockets, cfg.Sockets)
-	out := tailer.NewOutput(stdout)
+	out := tailer.NewOutput(s.stdout)
+	out.Measure(mon.meter())
 	if c.MaxRate > 0 {
 		out.Pace(int(c.MaxRate))
 	}

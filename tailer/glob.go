@@ -94,5 +94,6 @@ func (g *globber) start(ctx context.Context, fromTail bool) {
 			case <-ctx.Done():
 			}
 		})
+		firstLook()
 	}
 }

@@ -10,8 +10,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -76,8 +78,20 @@ type Output struct {
 	// now and sleep are the clock pacing goes by (tests drive their own).
 	now   func() time.Time
 	sleep func(time.Duration)
-	pipe  *pipe // nil: w is not a pipe
+	pipe  *pipe  // nil: w is not a pipe
+	meter *Meter // nil: not measured
 }
+
+// Meter counts an Output's writes, for the monitor, which reads it while they go
+// on: bytes written, writes, the time spent in them and when the one under way
+// began (0: none), which tells a reader that stopped reading.
+type Meter struct {
+	Bytes, Writes, Nanos atomic.Int64
+	Since                atomic.Int64 // Unix nanoseconds
+}
+
+// Measure makes o count its writes in m.
+func (o *Output) Measure(m *Meter) { o.meter = m }
 
 // NewOutput returns an Output writing to w.
 func NewOutput(w io.Writer) *Output {
@@ -247,7 +261,10 @@ func (o *Output) send(p []byte) {
 	if o.pipe != nil {
 		o.pipe.wrote(len(p))
 	}
-	if _, err := o.w.Write(p); err != nil {
+	start := o.begin()
+	n, err := o.w.Write(p)
+	o.end(start, n)
+	if err != nil {
 		o.fail(err)
 	}
 }
@@ -256,16 +273,37 @@ func (o *Output) send(p []byte) {
 // signal's interruption leaves, the usual way.
 func (o *Output) sendRaw(p []byte) {
 	o.pipe.wrote(len(p))
+	start := o.begin()
 	n, err := rawWrite(o.pipe.fd, p)
+	if err == nil && n < len(p) {
+		var m int
+		m, err = o.w.Write(p[n:])
+		n += m
+	}
+	o.end(start, n)
 	if err != nil && err != unix.EINTR && err != unix.EAGAIN {
 		o.fail(err)
+	}
+}
+
+// begin and end measure a write of n bytes, when o is measured.
+func (o *Output) begin() time.Time {
+	if o.meter == nil {
+		return time.Time{}
+	}
+	start := time.Now()
+	o.meter.Since.Store(start.UnixNano())
+	return start
+}
+
+func (o *Output) end(start time.Time, n int) {
+	if o.meter == nil {
 		return
 	}
-	if rest := p[n:]; len(rest) > 0 {
-		if _, err := o.w.Write(rest); err != nil {
-			o.fail(err)
-		}
-	}
+	o.meter.Since.Store(0)
+	o.meter.Nanos.Add(int64(time.Since(start)))
+	o.meter.Bytes.Add(int64(n))
+	o.meter.Writes.Add(1)
 }
 
 // fail keeps err, the output's first failure.
@@ -343,6 +381,7 @@ func Run(ctx context.Context, cfg Config, sources []Source, out *Output) error {
 		}
 		f := t.follower(src.Path, tag, followOpts{fromTail: cfg.FromTail})
 		wg.Go(func() { fail(f.run(ctx, w)) })
+		firstLook()
 	}
 	cfg.Metrics.Started()
 	wg.Wait()
@@ -385,5 +424,13 @@ func (t *tailer) follower(path, tag string, opts followOpts) *follower {
 		cuts: newCutter(t.cfg, path, opts.globbed),
 	}
 }
+
+// firstLook lets a follower just started take its first look (open, read, write,
+// wait) before the next one starts, where it can: followers started all at once
+// with a thousand files each held a read buffer and grew a deep stack at the same
+// time, memory that stayed (the pool keeps buffers until two collections, an idle
+// process makes none for minutes). With one thread, the new goroutine runs until
+// it waits; one that blocks on the way (a full stdout) lets the next start.
+func firstLook() { runtime.Gosched() }
 
 func newBufPool() *sync.Pool { return &sync.Pool{New: func() any { return new([fileReadSize]byte) }} }
