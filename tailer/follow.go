@@ -23,6 +23,7 @@ const (
 	truncated        // same file, smaller than our offset or refilled past it
 	replaced         // the path names another file now
 	gone             // the path names nothing
+	parked           // not a change: the follower gave up its goroutine (see waker.park)
 )
 
 // follower follows one path: the loop that checks the path, then reads, restarts,
@@ -35,6 +36,7 @@ type follower struct {
 	path  string
 	cfg   *Config
 	files *registry
+	runs  *workers
 	opts  followOpts
 	wait  waker
 	pins  *pinner
@@ -46,6 +48,8 @@ type follower struct {
 	pos position
 	src source // cur at pos, for lr
 	lr  *LineReader
+	// end stops what start started and reports the follower's end: set by start.
+	end func(err error)
 }
 
 // followOpts says how a path came to be followed.
@@ -57,30 +61,75 @@ type followOpts struct {
 // run follows the path until ctx is done (then drains) or, for a globbed path, until
 // the file is gone and drained. It returns only output errors.
 func (f *follower) run(ctx context.Context, w *watcher) error {
-	defer f.m.Close()
-	defer f.emit.cp.start()() // the offset word is written until the end: its file closes last
-	f.wait.w, f.wait.sub = w, newSubscription(f.pins.pin)
-	defer context.AfterFunc(ctx, func() { notify(f.wait.sub.wake) })()
-	f.wait.watch(f.path)
-	defer f.wait.stop()
-	defer f.cuts.start()()
-	defer f.pins.closeAll()
+	done := make(chan error, 1)
+	f.start(ctx, w, func(err error) { done <- err })
+	return <-done
+}
 
+// start follows the path as run does, on goroutines of its own, and calls done
+// with the output error, if any, when the follower ends. While its file is idle
+// the follower holds no goroutine (waker.park): its state is all in its struct,
+// and the next wakeup starts a goroutine that goes on where it stopped.
+func (f *follower) start(ctx context.Context, w *watcher, done func(error)) {
+	stopCP := f.emit.cp.start() // the offset word is written until the end: its file closes last
+	f.wait.w, f.wait.sub = w, newSubscription(f.pins.pin)
+	resume := func() { f.resume(ctx) } // made once: a closure made at each wakeup is an allocation
+	f.wait.sub.woken = func() {
+		if f.wait.unpark() {
+			f.runs.run(resume)
+		}
+	}
+	// The end of ctx is a wakeup: a parked follower goes on to drain and end.
+	stopWake := context.AfterFunc(ctx, f.wait.sub.wakeUp)
+	f.wait.watch(f.path)
+	stopCuts := f.cuts.start()
+	f.end = func(err error) {
+		f.pins.closeAll()
+		stopCuts()
+		f.wait.stop()
+		stopWake()
+		stopCP()
+		f.m.Close()
+		done(err)
+	}
+	f.runs.run(func() { f.loop(ctx) })
+}
+
+// resume goes on with a parked follower after a wakeup, which it takes.
+func (f *follower) resume(ctx context.Context) {
+	select {
+	case <-f.wait.sub.wake:
+	default:
+	}
+	f.loop(ctx)
+}
+
+// loop follows the file being read, then each next one, until the follower ends
+// or parks. Once it parked, another goroutine may run the follower: it returns
+// without touching it.
+func (f *follower) loop(ctx context.Context) {
 	for {
-		if next := f.pins.next(); next != nil {
-			f.use(next)
-		} else if !f.open(ctx) {
-			if f.opts.globbed && ctx.Err() == nil {
-				f.emit.cp.remove() // the file is gone and drained
+		if f.cur == nil {
+			if next := f.pins.next(); next != nil {
+				f.use(next)
+			} else if !f.open(ctx) {
+				if f.opts.globbed && ctx.Err() == nil {
+					f.emit.cp.remove() // the file is gone and drained
+				}
+				f.end(nil)
+				return
 			}
-			return nil
 		}
 		next, err := f.follow(ctx)
+		if next == parked {
+			return
+		}
 		f.files.close(f.cur, f.pos.off)
 		f.cur = nil
 		// follow reports unchanged only once ctx is done and the file drained.
 		if err != nil || next == unchanged {
-			return err
+			f.end(err)
+			return
 		}
 	}
 }
@@ -163,7 +212,8 @@ func (f *follower) use(o *openFile) {
 }
 
 // follow relays the current file until it is replaced or gone (and drained), or ctx
-// is done and the file was read to its current EOF; then it reports unchanged.
+// is done and the file was read to its current EOF; then it reports unchanged. It
+// reports parked when the follower parked while the file was idle.
 func (f *follower) follow(ctx context.Context) (change, error) {
 	for {
 		if ctx.Err() != nil {
@@ -179,8 +229,12 @@ func (f *follower) follow(ctx context.Context) (change, error) {
 				return c, err
 			}
 			if !f.src.refilled {
-				if err := f.rest(ctx, n); err != nil {
+				p, err := f.rest(ctx, n)
+				if err != nil {
 					return c, err
+				}
+				if p {
+					return parked, nil
 				}
 				continue
 			}
@@ -207,20 +261,25 @@ func (f *follower) follow(ctx context.Context) (change, error) {
 }
 
 // rest follows a read of n bytes that found the file unchanged: a cut if one is
-// due, an expired record, then the wait for the next wakeup.
-func (f *follower) rest(ctx context.Context, n int64) error {
+// due, an expired record, then the wait for the next wakeup. When nothing but a
+// wakeup can end the wait, the follower parks instead, and rest reports parked.
+func (f *follower) rest(ctx context.Context, n int64) (parked bool, err error) {
 	f.cut()
 	if n == 0 {
 		// Nothing new: a record left open by the last burst may be due.
 		if err := f.emit.expireRecord(); err != nil {
-			return err
+			return false, err
 		}
 	}
 	// Bytes written after our last read raise an event, which is pending by now:
-	// wait returns at once for them.
+	// wait returns at once for them (park does not park).
 	f.wait.steady()
-	f.wait.wait(ctx, f.emit.recordExpiry(), f.cuts.C())
-	return nil
+	expiry, cut := f.emit.recordExpiry(), f.cuts.C()
+	if expiry == nil && cut == nil {
+		return f.wait.park(ctx), nil
+	}
+	f.wait.wait(ctx, expiry, cut)
+	return false, nil
 }
 
 // cut lets Config.Cut remove what went out from the front of the file, when its

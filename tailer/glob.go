@@ -82,8 +82,10 @@ func (g *globber) start(ctx context.Context, fromTail bool) {
 			tag = DefaultTag(m)
 		}
 		f := g.t.follower(m, tag, followOpts{fromTail: fromTail, globbed: true})
-		g.running.Go(func() {
-			if err := f.run(ctx, g.t.watcher); err != nil {
+		g.running.Add(1)
+		f.start(ctx, g.t.watcher, func(err error) {
+			defer g.running.Done()
+			if err != nil {
 				select {
 				case g.errc <- err:
 				default:

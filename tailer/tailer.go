@@ -361,7 +361,8 @@ func Run(ctx context.Context, cfg Config, sources []Source, out *Output) error {
 			cancel()
 		}
 	}
-	t := &tailer{cfg: &cfg, out: out, files: newRegistry(), watcher: w, bufs: newBufPool()}
+	t := &tailer{cfg: &cfg, out: out, files: newRegistry(), watcher: w, bufs: newBufPool(), runs: newWorkers()}
+	defer t.runs.stop() // after wg.Wait below: every follower has ended
 	if cfg.Checkpoints != nil {
 		cfg.Checkpoints.prune(sources)
 	}
@@ -380,7 +381,11 @@ func Run(ctx context.Context, cfg Config, sources []Source, out *Output) error {
 			tag = DefaultTag(src.Path)
 		}
 		f := t.follower(src.Path, tag, followOpts{fromTail: cfg.FromTail})
-		wg.Go(func() { fail(f.run(ctx, w)) })
+		wg.Add(1)
+		f.start(ctx, w, func(err error) {
+			fail(err)
+			wg.Done()
+		})
 		firstLook()
 	}
 	cfg.Metrics.Started()
@@ -404,6 +409,7 @@ type tailer struct {
 	idle    func() // tests: called each time a follower is about to wait
 	// bufs holds the read buffers of idle followers (see LineReader.Release).
 	bufs *sync.Pool
+	runs *workers // nil in tests: a goroutine per run
 }
 
 // follower returns the follower of one path.
@@ -418,7 +424,7 @@ func (t *tailer) follower(path, tag string, opts followOpts) *follower {
 	lr := NewLineReader(emit.maxLine(t.cfg.MaxLine))
 	lr.pool = t.bufs
 	return &follower{
-		path: path, cfg: t.cfg, files: t.files, opts: opts, emit: emit, lr: lr, m: m,
+		path: path, cfg: t.cfg, files: t.files, runs: t.runs, opts: opts, emit: emit, lr: lr, m: m,
 		wait: waker{idle: t.idle, lr: lr},
 		pins: &pinner{path: path, files: t.files, log: t.cfg.Log, maxHeld: t.cfg.MaxPinnedBytes, m: m},
 		cuts: newCutter(t.cfg, path, opts.globbed),

@@ -39,6 +39,17 @@ type subscription struct {
 	// a write to another file of the folder (another app's log, our own stdout
 	// when it is a FIFO there) wakes no one else. nil: every write wakes.
 	writes atomic.Pointer[[2]string]
+	// woken, if not nil, is called after each wakeup is sent: a parked follower
+	// has no goroutine to receive it, and woken starts one.
+	woken func()
+}
+
+// wakeUp sends s a wakeup.
+func (s *subscription) wakeUp() {
+	notify(s.wake)
+	if s.woken != nil {
+		s.woken()
+	}
 }
 
 func newSubscription(pin func()) *subscription {
@@ -328,7 +339,7 @@ func (w *watcher) notifyWrite(dir string, name []byte) {
 	defer w.mu.Unlock()
 	for _, s := range w.subs[dir] {
 		if s.wants(name) {
-			notify(s.wake)
+			s.wakeUp()
 		}
 	}
 }
@@ -365,7 +376,7 @@ func wakeAll(subs []*subscription, names bool) {
 				s.pin()
 			}
 		}
-		notify(s.wake)
+		s.wakeUp()
 	}
 }
 
@@ -420,6 +431,9 @@ type waker struct {
 	// that concern the file being read (see steady). Replaced, never changed: the
 	// watcher reads them.
 	names *[2]string
+	// parked is set while the follower is parked (see park); whoever takes it
+	// goes on with the follower.
+	parked atomic.Bool
 }
 
 // watch subscribes to the folders of path and, when it is a symbolic link, of its
@@ -462,6 +476,36 @@ func (k *waker) steady() { k.sub.writes.Store(k.names) }
 // anyWrite makes every write in the folders wake the follower: while it drains a
 // file rotated away, whose writes come under a name it does not know.
 func (k *waker) anyWrite() { k.sub.writes.Store(nil) }
+
+// park gives up the follower's goroutine until the next wakeup, where wait would
+// wait for one alone: a goroutine blocked in a wait keeps its stack (4 KiB or
+// more), which for a thousand idle files is most of the sidecar's memory. It
+// reports whether the follower parked: the caller's goroutine must then end
+// without touching it. false means a wakeup came meanwhile: go on here.
+//
+// The follower marks itself parked and then looks for a wakeup; a waker sends
+// its wakeup and then takes the mark (unpark). Whichever order they run in, one
+// sees the other, and the mark is taken once: one goroutine goes on.
+func (k *waker) park(ctx context.Context) bool {
+	if k.idle != nil {
+		k.idle()
+	}
+	k.lr.Release()
+	if ctx.Err() != nil {
+		return false // its end was sent as a wakeup, maybe taken already: go on to drain
+	}
+	k.parked.Store(true)
+	select {
+	case <-k.sub.wake:
+		return !k.parked.CompareAndSwap(true, false)
+	default:
+		return true
+	}
+}
+
+// unpark takes the mark of a parked follower and reports whether it did: the
+// caller then starts the goroutine that goes on.
+func (k *waker) unpark() bool { return k.parked.CompareAndSwap(true, false) }
 
 // wait returns on the first of ctx done, a wakeup, a or b (nil channels never fire).
 // The end of ctx sends a wakeup (see follower.run), so a wait for one alone, the

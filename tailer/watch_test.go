@@ -1,11 +1,13 @@
 package tailer
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -197,5 +199,81 @@ func TestWatchWritesWakeTheirFile(t *testing.T) {
 		if got := through(c.did); !slices.Equal(got, c.want) {
 			t.Errorf("%s: woken (follower, scanner) %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+// loopsRunning counts the goroutines running a follower's loop.
+func loopsRunning() int {
+	buf := make([]byte, 1<<20)
+	return bytes.Count(buf[:runtime.Stack(buf, true)], []byte("tailer.(*follower).loop("))
+}
+
+// waitParked waits until the follower has parked and no goroutine runs its loop;
+// the deadline is a hang guard.
+func waitParked(t *testing.T, f *follower) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !f.wait.parked.Load() || loopsRunning() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the follower never parked (%d goroutines in its loop)", loopsRunning())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// An idle follower holds no goroutine, and a write wakes it: its lines come out
+// and it parks again. Many writers in a row, each a wakeup while the follower is
+// parked, parking or busy, lose no line, and only one goroutine at a time runs
+// the follower (the race detector would see two).
+func TestParkedFollower(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	write(t, path, "a\n", os.O_APPEND)
+	cfg := &Config{MaxLine: 1 << 20, PollInterval: time.Hour, Log: slog.New(slog.DiscardHandler)}
+	w := newWatcher(cfg.Log, inotifyWhereItWorks, cfg.PollInterval)
+	if w.in == nil {
+		t.Skip("no inotify here")
+	}
+	w.safety = time.Hour
+	out := &syncbuf.Buffer{}
+	tl := &tailer{cfg: cfg, out: NewOutput(out), files: newRegistry(), watcher: w, bufs: newBufPool()}
+	stop := runWatcher(t, w)
+	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	f := tl.follower(path, "t", followOpts{})
+	ended := make(chan error, 1)
+	f.start(ctx, w, func(err error) { ended <- err })
+
+	waitOutput(t, out, "a\n")
+	want := "a\n"
+	for _, line := range []string{"b\n", "c\n"} {
+		waitParked(t, f)
+		write(t, path, line, os.O_APPEND)
+		want += line
+		waitOutput(t, out, want)
+	}
+
+	waitParked(t, f)
+	file, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2000 {
+		line := fmt.Sprintf("line %d\n", i)
+		file.WriteString(line)
+		want += line
+	}
+	file.Close()
+	waitOutput(t, out, want)
+
+	// Ended while parked: it goes on to drain, and ends.
+	waitParked(t, f)
+	cancel()
+	select {
+	case err := <-ended:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a parked follower did not end with its context")
 	}
 }
