@@ -22,18 +22,14 @@ func oneThread() {
 
 // releaseStartupMemory, once start-up is over, returns to the kernel the heap only
 // start-up used (flag parsing, package init, the first scan), which the runtime's
-// background scavenger would otherwise give back over minutes. Three collections:
-// the read buffers' pool keeps what it holds through one, and each halves at most
-// the stacks of goroutines that grew them for start-up and now wait (a thousand
-// idle files: about 2 KiB each). The pages of the binary that start-up touched stay
-// mapped: dropping them would lower RSS but not the container's memory use, since
-// they stay in the page cache charged to it.
+// background scavenger would otherwise give back over minutes. (More collections
+// first, to free the read buffers the pool keeps through one, left the process
+// waking for seconds after, and saved nothing once idle followers hold no
+// goroutine.) The pages of the binary that start-up touched stay mapped: dropping
+// them would lower RSS but not the container's memory use, since they stay in the
+// page cache charged to it.
 func releaseStartupMemory() {
-	time.AfterFunc(settledAfter, func() {
-		runtime.GC()
-		runtime.GC()
-		debug.FreeOSMemory()
-	})
+	time.AfterFunc(settledAfter, debug.FreeOSMemory)
 }
 
 // settledAfter is when start-up is taken to be over: files opened, folders watched.
