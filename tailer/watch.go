@@ -274,14 +274,7 @@ func (w *watcher) place(dir string) {
 	old, had := w.at[dir]
 	at := ""
 	if w.in != nil && !w.broken && eventsWork(dir) {
-		at = existingAncestor(dir)
-		if !w.watching(at) {
-			if err := w.in.add(at); err != nil {
-				// ENOSPC here is the watch limit (fs.inotify.max_user_watches).
-				w.log.Warn("cannot watch directory, polling", "dir", at, "err", err)
-				at = ""
-			}
-		}
+		at = w.watchNearest(dir)
 	}
 	w.at[dir] = at
 	if had && old != at {
@@ -289,6 +282,32 @@ func (w *watcher) place(dir string) {
 	}
 	if !had || (old == "") != (at == "") {
 		notify(w.changed)
+	}
+}
+
+// watchNearest watches dir, or its nearest existing parent while it does not
+// exist, and returns which it watches ("": neither can be). A folder made between
+// the look for it and the watch of its parent raises no event there, and would be
+// polled only at the safety look from then on: so the look is made again once the
+// watch is on, until the two agree. Called with mu held.
+func (w *watcher) watchNearest(dir string) string {
+	at := existingAncestor(dir)
+	for {
+		if !w.watching(at) {
+			if err := w.in.add(at); err != nil {
+				// ENOSPC here is the watch limit (fs.inotify.max_user_watches).
+				w.log.Warn("cannot watch directory, polling", "dir", at, "err", err)
+				return ""
+			}
+		}
+		now := existingAncestor(dir)
+		if now == at {
+			return at
+		}
+		if !w.watching(at) {
+			w.in.remove(at) // added just now, for nothing
+		}
+		at = now
 	}
 }
 
