@@ -58,15 +58,8 @@ type followOpts struct {
 	globbed  bool // found by a glob: stop once the path is gone, the scanner restarts it
 }
 
-// run follows the path until ctx is done (then drains) or, for a globbed path, until
-// the file is gone and drained. It returns only output errors.
-func (f *follower) run(ctx context.Context, w *watcher) error {
-	done := make(chan error, 1)
-	f.start(ctx, w, func(err error) { done <- err })
-	return <-done
-}
-
-// start follows the path as run does, on goroutines of its own, and calls done
+// start follows the path until ctx is done (then drains) or, for a globbed path,
+// until the file is gone and drained, on goroutines of its own, and calls done
 // with the output error, if any, when the follower ends. While its file is idle
 // the follower holds no goroutine (waker.park): its state is all in its struct,
 // and the next wakeup starts a goroutine that goes on where it stopped.

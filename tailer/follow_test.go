@@ -103,6 +103,14 @@ func (s *stepped) stop(t *testing.T) {
 	}
 }
 
+// run follows the path as start does and returns when the follower ends, with
+// its output error.
+func (f *follower) run(ctx context.Context, w *watcher) error {
+	done := make(chan error, 1)
+	f.start(ctx, w, func(err error) { done <- err })
+	return <-done
+}
+
 func write(t *testing.T, path, s string, flag int) {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|flag, 0o644)

@@ -527,8 +527,8 @@ func (k *waker) park(ctx context.Context) bool {
 func (k *waker) unpark() bool { return k.parked.CompareAndSwap(true, false) }
 
 // wait returns on the first of ctx done, a wakeup, a or b (nil channels never fire).
-// The end of ctx sends a wakeup (see follower.run), so a wait for one alone, the
-// wait of nearly every wakeup, is a receive: a select costs several times more.
+// The end of ctx sends a wakeup (see follower.start), so a wait for one alone (a
+// path not there yet) is a receive: a select costs several times more.
 func (k *waker) wait(ctx context.Context, a, b <-chan time.Time) {
 	if k.idle != nil {
 		k.idle()
