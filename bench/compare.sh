@@ -10,7 +10,7 @@
 #   steady      a writer appends 100-byte lines at STEADY_MB MB/s in 64 KiB writes
 #               for STEADY_SECONDS; each follower's stdout goes to bench/drain; CPU-
 #               seconds (schedstat) per GB relayed, median of STEADY_ROUNDS alternating
-#               rounds
+#               rounds; bench/floor shows what a Go follower costs at the least
 #   latency     write -> stdout latency at LATENCY_RATE lines/s
 #   maxrate     the same latency without and with --max-rate=MAX_RATE (default 1Mi),
 #               alternating for MAXRATE_ROUNDS rounds: pacing must not delay lines
@@ -88,6 +88,7 @@ go build -o "$WORK/latency" ./bench/latency
 go build -o "$WORK/appender" ./bench/appender
 go build -o "$WORK/rotateloss" ./bench/rotateloss
 go build -o "$WORK/drain" ./bench/drain
+go build -o "$WORK/floor" ./bench/floor
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "inf"; else printf "%.2f", a / b }'; }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
@@ -266,13 +267,15 @@ mode_steady() {
     done
     follow_steady "GNU_tail_-F" tail -n+1 -F >> "$WORK/steady"
     follow_steady "busybox_tail_-F" busybox tail -n+1 -F >> "$WORK/steady"
+    follow_steady "Go_floor" "$WORK/floor" >> "$WORK/steady"
+    follow_steady "Go_floor_-hop" "$WORK/floor" -hop >> "$WORK/steady"
     echo "   round $r done" >&2
   done
   # CPU-s per GB of each run, then the median per follower.
   awk '{ print $1, ($2 / 1e9) / ($3 / 1e9), ($5 == $4 ? "ok" : "LOST:" $4 - $5) }' "$WORK/steady" > "$WORK/steady.per"
   local gnu name
   gnu=$(awk '$1 == "GNU_tail_-F" { print $2 }' "$WORK/steady.per" | median)
-  for name in "${NAMES[@]/%/_raw}" "${NAMES[@]/%/_json}" GNU_tail_-F busybox_tail_-F; do
+  for name in "${NAMES[@]/%/_raw}" "${NAMES[@]/%/_json}" GNU_tail_-F busybox_tail_-F Go_floor Go_floor_-hop; do
     local m lost
     m=$(awk -v n="$name" '$1 == n { print $2 }' "$WORK/steady.per" | median)
     lost=$(awk -v n="$name" '$1 == n && $3 != "ok" { print $3 }' "$WORK/steady.per" | head -1)
