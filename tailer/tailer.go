@@ -269,19 +269,23 @@ func (o *Output) send(p []byte) {
 	}
 }
 
-// sendRaw writes p, which fits in the pipe, with a raw system call; what a
-// signal's interruption leaves, the usual way.
+// sendRaw writes p, which fits in the pipe, with a raw system call. What it did
+// not write (the room was less than we counted: EAGAIN on a non-blocking pipe, a
+// short write) goes the usual way, which waits for room.
 func (o *Output) sendRaw(p []byte) {
 	o.pipe.wrote(len(p))
 	start := o.begin()
 	n, err := rawWrite(o.pipe.fd, p)
+	if err == unix.EINTR || err == unix.EAGAIN {
+		n, err = 0, nil
+	}
 	if err == nil && n < len(p) {
 		var m int
 		m, err = o.w.Write(p[n:])
 		n += m
 	}
 	o.end(start, n)
-	if err != nil && err != unix.EINTR && err != unix.EAGAIN {
+	if err != nil {
 		o.fail(err)
 	}
 }
