@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sidetail/sidetail/internal/syncbuf"
 )
 
 // seqs returns the sequence numbers of stream's lines, in output order.
@@ -423,6 +426,73 @@ func TestKillWhileOutputWaits(t *testing.T) {
 				t.Fatalf("%s: line %d is not whole: %q", stateDir, i, l)
 			}
 		}
+	}
+}
+
+// SIGTERM ends sidetail within --drain-timeout even when its stdout is fuller than
+// it counted: another writer on the same pipe filled it. sidetail's write then
+// finds no room and waits the usual way, which lets the signal and the timer run;
+// a write that slept inside a raw system call held the only thread, and the
+// process hung until someone read the pipe.
+func TestTermWhileOthersFillStdout(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "app.log")
+	if err := os.WriteFile(path, []byte("first\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	// The other writer opens the pipe again: a description of its own, non-blocking,
+	// so filling the pipe leaves sidetail's as it is.
+	other, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", w.Fd()), os.O_WRONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	var stderr syncbuf.Buffer
+	cmd := exec.Command(bin, "--state-dir=", "--drain-timeout=1s", path)
+	cmd.Stdout, cmd.Stderr = w, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	w.Close()
+	// Once the first line is out, sidetail has counted the pipe's room.
+	if line, _ := bufio.NewReader(r).ReadString('\n'); line != "first\n" {
+		t.Fatalf("got %q", line)
+	}
+	rc, err := other.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	filled := 0
+	rc.Control(func(fd uintptr) {
+		for {
+			n, err := unix.Write(int(fd), bytes.Repeat([]byte("o"), 4096))
+			if err != nil {
+				return
+			}
+			filled += n
+		}
+	})
+	f := openAppend(t, path)
+	f.WriteString("second\n")
+	f.Close()
+	waitUntil(t, func() bool { return waitsOnPipe(cmd.Process.Pid) },
+		func() string { return "sidetail never waited in a write to its full stdout" })
+	cmd.Process.Signal(unix.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(deadline):
+		t.Fatalf("sidetail did not end on SIGTERM with --drain-timeout=1s while its stdout held %d bytes of another writer's", filled)
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(stderr.String(), "--drain-timeout") {
+		t.Fatalf("exit %d, want 1 and a line on --drain-timeout; stderr:\n%s", code, stderr.String())
 	}
 }
 

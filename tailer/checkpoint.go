@@ -204,7 +204,7 @@ type checkpointer struct {
 	log     *slog.Logger
 	gen     uint16
 	pos     *os.File // NAME.pos, open for the writes after each output write
-	posRaw  bool     // pos is on a local filesystem: its writes are raw (rawcall.go)
+	posRaw  bool     // pos is on a page-cached filesystem: its writes are raw (rawcall.go)
 	word    [8]byte
 	warned  bool // a failed save was reported
 	resumed bool // the checkpoint was looked at: only the first file opened resumes
@@ -228,7 +228,7 @@ func (c *checkpointer) start() (stop func()) {
 		c.warn(err)
 		return func() {}
 	}
-	c.pos, c.posRaw = pos, localFile(pos)
+	c.pos, c.posRaw = pos, pageCached(pos)
 	return func() { pos.Close() }
 }
 

@@ -68,8 +68,8 @@ type openFile struct {
 	// then, so a file that was replaced long ago is not waited for again. The
 	// pinner's lock guards it.
 	replaced time.Time
-	// raw says reads are raw system calls (rawcall.go): a regular file on a local
-	// filesystem.
+	// raw says reads are raw system calls (rawcall.go): a regular file on a
+	// filesystem that keeps it in the page cache.
 	raw bool
 }
 
@@ -129,7 +129,7 @@ func (r *registry) open(name string) (*openFile, error) {
 		return nil, err
 	}
 	o := &openFile{File: file, info: info, key: fileid.Of(file, info), head: readHead(file),
-		raw: info.Mode().IsRegular() && localFile(file)}
+		raw: info.Mode().IsRegular() && pageCached(file)}
 	start, ok := r.claim(o.key, o.head, info.Size())
 	if !ok {
 		file.Close()

@@ -1,6 +1,8 @@
 package tailer
 
 import (
+	"errors"
+	"fmt"
 	"math/bits"
 	"os"
 	"unsafe"
@@ -18,13 +20,19 @@ import (
 // wake it, so all of them must be raw.
 //
 // The price: while a raw call runs, its thread keeps the scheduler's processor, and
-// with one thread (memory.go) no other goroutine runs until it returns. So only
-// calls that cannot sleep for long are raw: reads of regular files on local
-// filesystems (what was just written is in the page cache; a read that misses it
-// waits for the disk, not for a network or a FUSE daemon), a write to stdout's pipe
-// that fits in the room it has (pipe.fits), the ioctl that asks for that room, and
-// the checkpoint word's write on a local filesystem. Any other call is made the
-// usual way.
+// with one thread (memory.go) no other goroutine runs until it returns: not the
+// signal handler's, not a timer's, not the probes'. So only calls that cannot sleep
+// for long are raw:
+//   - reads of regular files on the filesystems that keep them in the page cache
+//     (pageCached): what was just written is there, and a read that misses it
+//     waits for the disk, not for a network, a FUSE daemon or a kernel producer;
+//   - writes to stdout's pipe that cannot sleep (quickWriter): the kernel writes
+//     what fits (EAGAIN when nothing does), so a pipe fuller than pipe.fits
+//     counted (another writer, a packet-mode pipe) cannot hold the process; what
+//     is left goes the usual way, which sleeps outside the scheduler's hold;
+//   - the ioctl that asks for the pipe's room, and the checkpoint word's write on
+//     such a filesystem.
+// Any other call is made the usual way.
 
 // rawPread reads like pread(2).
 func rawPread(fd int, p []byte, off int64) (int, error) {
@@ -62,12 +70,65 @@ func rawPwrite(fd int, p []byte, off int64) (int, error) {
 	return rawResult(unix.RawSyscall6(unix.SYS_PWRITE64, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), uintptr(off), 0, 0))
 }
 
-// rawWrite writes like write(2).
-func rawWrite(fd int, p []byte) (int, error) {
+// quickWriter writes to a pipe with raw system calls that never sleep: where the
+// pipe has less room than a write needs, the kernel writes what fits, or fails
+// with EAGAIN when nothing does. It uses stdout's own descriptor with RWF_NOWAIT
+// where the kernel takes that (pipe(2)'s pipes on recent kernels, what container
+// runtimes hand a container), else a descriptor of its own for the same pipe,
+// opened non-blocking (named pipes, older kernels; opening the pipe again needs
+// the permission to). Where neither works it writes nothing (errNoQuickWrite).
+type quickWriter struct {
+	fd     int // stdout's descriptor
+	own    int // our non-blocking descriptor for the pipe, -1 while there is none; open as long as we run
+	nowait bool
+}
+
+var errNoQuickWrite = errors.New("no write that cannot sleep")
+
+func newQuickWriter(fd int) *quickWriter { return &quickWriter{fd: fd, own: -1, nowait: true} }
+
+func (q *quickWriter) write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	return rawResult(unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p))))
+	if q.nowait {
+		iov := unix.Iovec{Base: &p[0]}
+		iov.SetLen(len(p))
+		lo, hi := offsetWords(-1) // no offset: a pipe has none
+		n, err := rawResult(unix.RawSyscall6(unix.SYS_PWRITEV2, uintptr(q.fd), uintptr(unsafe.Pointer(&iov)), 1, lo, hi, unix.RWF_NOWAIT))
+		if !nowaitRefused(err) {
+			return n, err
+		}
+		q.nowait = false
+		q.own = openNonblocking(q.fd)
+	}
+	if q.own < 0 {
+		return 0, errNoQuickWrite
+	}
+	return rawResult(unix.RawSyscall(unix.SYS_WRITE, uintptr(q.own), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p))))
+}
+
+// nowaitRefused reports whether err says the kernel does not take RWF_NOWAIT
+// writes to this pipe (a named pipe: EOPNOTSUPP), or pwritev2 at all, or a seccomp
+// filter refuses it: nothing was written, and no later write will fare better.
+func nowaitRefused(err error) bool {
+	return err == unix.EOPNOTSUPP || err == unix.EINVAL || err == unix.ENOSYS || err == unix.EPERM
+}
+
+// openNonblocking opens the pipe of descriptor fd again, for writing, non-blocking:
+// a description of our own, so the flag does not reach the processes that share
+// fd's. It returns the new descriptor, or -1.
+func openNonblocking(fd int) int {
+	own, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", fd), unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1
+	}
+	var a, b unix.Stat_t
+	if unix.Fstat(fd, &a) != nil || unix.Fstat(own, &b) != nil || a.Dev != b.Dev || a.Ino != b.Ino {
+		unix.Close(own)
+		return -1
+	}
+	return own
 }
 
 // rawQueued returns the bytes queued in the pipe fd (FIONREAD).
@@ -91,17 +152,33 @@ func offsetWords(off int64) (lo, hi uintptr) {
 	return uintptr(off), uintptr(uint64(off) >> (bits.UintSize - 1) >> 1)
 }
 
-// localFile reports whether file lies on a filesystem whose reads return without
-// waiting for a network or another process (see remoteFS).
-func localFile(file *os.File) bool {
+// pageCached reports whether file lies on a filesystem that serves reads of its
+// regular files from the page cache, so a read returns without waiting for a
+// network, another process or a kernel producer. The list is of those a pod's
+// volumes use; any other (network, FUSE, procfs, tracefs ...) is read the usual way.
+func pageCached(file *os.File) bool {
 	var st unix.Statfs_t
 	rc, err := file.SyscallConn()
 	if err != nil {
 		return false
 	}
 	cerr := rc.Control(func(fd uintptr) { err = unix.Fstatfs(int(fd), &st) })
-	return cerr == nil && err == nil && !remoteFS(uint32(st.Type))
+	if cerr != nil || err != nil {
+		return false
+	}
+	switch uint32(st.Type) {
+	case unix.EXT4_SUPER_MAGIC, // and ext2, ext3
+		unix.XFS_SUPER_MAGIC, unix.BTRFS_SUPER_MAGIC, unix.F2FS_SUPER_MAGIC,
+		unix.BCACHEFS_SUPER_MAGIC, zfsMagic,
+		unix.TMPFS_MAGIC, unix.RAMFS_MAGIC, // emptyDir with medium: Memory
+		unix.OVERLAYFS_SUPER_MAGIC: // a container's own filesystem
+		return true
+	}
+	return false
 }
+
+// zfsMagic is OpenZFS's statfs type, which x/sys/unix does not name.
+const zfsMagic = 0x2fc12fc1
 
 // retryEINTR makes a read system call again while a signal interrupts it, as os
 // does for its own reads, and reports no count with an error.

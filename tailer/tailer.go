@@ -127,6 +127,7 @@ func growPipe(f *os.File) *pipe {
 		_, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, pipeSize)
 		p.size, err = unix.FcntlInt(fd, unix.F_GETPIPE_SZ, 0)
 		p.fd = int(fd) // stdout: open for as long as we run
+		p.quick = newQuickWriter(p.fd)
 	})
 	if cerr != nil || err != nil {
 		return nil
@@ -149,10 +150,14 @@ type pipe struct {
 	// last look, less what our writes since can have taken. Only we write to a
 	// container's stdout, and the reader only frees pages, so a write within it
 	// needs no look: with a reader that keeps up, one look serves many wakeups.
+	// Where that is wrong (another writer, a packet-mode pipe), the write finds
+	// less room than counted; it cannot sleep (quickWriter), and the rest goes
+	// the usual way.
 	free int
 	// shared is set when stderr is the same pipe (2>&1): our diagnostics are not
 	// counted, so every write larger than atomicWrite looks again, as it must.
 	shared bool
+	quick  *quickWriter // writes that fit (rawcall.go)
 }
 
 // sameFile reports whether f is the file info describes.
@@ -171,7 +176,7 @@ const atomicWrite = 4096
 // pages in a row always hold more than one). The room is counted as the pages
 // left when the queued bytes take twice their pages, and two more. (TIOCINQ is
 // FIONREAD: the bytes queued.) The kernel is asked only when the floor is too low.
-// A write that fits does not wait, so it may be a raw system call (rawcall.go).
+// A write that fits goes out whole in one call, a raw one (rawcall.go).
 func (p *pipe) fits(n int) bool {
 	if p.pages(n) <= p.free {
 		return true
@@ -269,14 +274,15 @@ func (o *Output) send(p []byte) {
 	}
 }
 
-// sendRaw writes p, which fits in the pipe, with a raw system call. What it did
-// not write (the room was less than we counted: EAGAIN on a non-blocking pipe, a
-// short write) goes the usual way, which waits for room.
+// sendRaw writes p, which fits in the pipe, with a raw system call that cannot
+// sleep (quickWriter). What it did not write (the room was less than we counted:
+// another writer, a packet-mode pipe; or no such call works here) goes the usual
+// way, which waits for room without holding the process.
 func (o *Output) sendRaw(p []byte) {
 	o.pipe.wrote(len(p))
 	start := o.begin()
-	n, err := rawWrite(o.pipe.fd, p)
-	if err == unix.EINTR || err == unix.EAGAIN {
+	n, err := o.pipe.quick.write(p)
+	if err == unix.EAGAIN || err == unix.EINTR || err == errNoQuickWrite {
 		n, err = 0, nil
 	}
 	if err == nil && n < len(p) {
