@@ -218,3 +218,51 @@ func TestInotifyOverflowWakesAll(t *testing.T) {
 		}
 	}
 }
+
+// Events lost to a full queue may include a watched folder's deletion: the folder,
+// made again meanwhile, is then watched again at the overflow, not left to the
+// safety look. Here the events are read and dropped before the watcher runs, and
+// the overflow is handed to it as the kernel's reader would.
+func TestInotifyOverflowWatchesAgain(t *testing.T) {
+	w := newWatcher(slog.New(slog.DiscardHandler), inotifyWhereItWorks, time.Hour)
+	if w.in == nil {
+		t.Skip("no inotify here")
+	}
+	w.safety = time.Hour
+	dir := filepath.Join(t.TempDir(), "logs")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := newSubscription(nil)
+	w.Subscribe(dir, s)
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := w.in.file.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dropped := 0
+	rc.Control(func(fd uintptr) {
+		buf := make([]byte, 4096)
+		for {
+			n, err := unix.Read(int(fd), buf)
+			if err != nil || n <= 0 {
+				return
+			}
+			dropped += n
+		}
+	})
+	if dropped == 0 {
+		t.Fatal("no events to lose: the folder's deletion raised none")
+	}
+	w.event("", nil, unix.IN_Q_OVERFLOW)
+	woken(t, s, "the overflow")
+	done := runWatcher(t, w)
+	defer done()
+	write(t, filepath.Join(dir, "x.log"), "1\n", os.O_APPEND)
+	woken(t, s, "a write in the folder made again")
+}

@@ -145,6 +145,7 @@ func (w *watcher) Run(ctx context.Context) {
 		case now := <-timer.C:
 			if now.Sub(lastSafety) >= w.safety {
 				lastSafety = now
+				w.rewatch()
 				w.notifyAll()
 			} else {
 				w.notifyPolled()
@@ -194,8 +195,9 @@ func (w *watcher) readEvents() {
 // allocation.
 func (w *watcher) event(dir string, name []byte, mask uint32) {
 	if mask&unix.IN_Q_OVERFLOW != 0 {
-		// Events were dropped: everyone looks again.
+		// Events were dropped: the watches are checked, and everyone looks again.
 		w.log.Warn("inotify queue overflowed, waking all files")
+		w.rewatch()
 		w.notifyAll()
 		return
 	}
@@ -282,6 +284,26 @@ func (w *watcher) place(dir string) {
 	}
 	if !had || (old == "") != (at == "") {
 		notify(w.changed)
+	}
+}
+
+// rewatch makes the watches match the folders again, where events may have been
+// lost (the queue overflowed, or a kernel's bug): a watched folder deleted, or
+// deleted and made again, whose events went with the rest would stay unwatched,
+// its files seen only at each safety look. Each watched folder is added again:
+// the kernel gives the same watch for the same folder, a new one for a folder
+// made again. A folder gone, or one watched for a subscribed folder that now
+// exists, is placed anew.
+func (w *watcher) rewatch() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.in == nil || w.broken {
+		return
+	}
+	for dir, at := range w.at {
+		if at != "" && (existingAncestor(dir) != at || w.in.add(at) != nil) {
+			w.place(dir)
+		}
 	}
 }
 
