@@ -87,6 +87,8 @@ var errNoQuickWrite = errors.New("no write that cannot sleep")
 
 func newQuickWriter(fd int) *quickWriter { return &quickWriter{fd: fd, own: -1, nowait: true} }
 
+// write writes what of p fits in the pipe now: EAGAIN when nothing does,
+// errNoQuickWrite when neither way is open to it.
 func (q *quickWriter) write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
@@ -107,6 +109,9 @@ func (q *quickWriter) write(p []byte) (int, error) {
 	}
 	return rawResult(unix.RawSyscall(unix.SYS_WRITE, uintptr(q.own), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p))))
 }
+
+// works reports whether q may write: false once neither way is open to it.
+func (q *quickWriter) works() bool { return q.nowait || q.own >= 0 }
 
 // nowaitRefused reports whether err says the kernel does not take RWF_NOWAIT
 // writes to this pipe (a named pipe: EOPNOTSUPP), or pwritev2 at all, or a seccomp

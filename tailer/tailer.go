@@ -251,14 +251,20 @@ func (o *Output) put(p []byte) error {
 	}
 	if o.pipe.fits(len(p)) {
 		o.sendRaw(p)
-		return o.err
+	} else {
+		o.sendCareful(p)
 	}
+	return o.err
+}
+
+// sendCareful writes p to the pipe in runs of whole lines of at most atomicWrite
+// bytes (atomicRun), each of which SIGKILL cannot cut.
+func (o *Output) sendCareful(p []byte) {
 	for len(p) > 0 && o.err == nil {
 		n := atomicRun(p)
 		o.send(p[:n])
 		p = p[n:]
 	}
-	return o.err
 }
 
 // send writes p, keeping the first failure.
@@ -276,24 +282,25 @@ func (o *Output) send(p []byte) {
 
 // sendRaw writes p, which fits in the pipe, with a raw system call that cannot
 // sleep (quickWriter). What it did not write (the room was less than we counted:
-// another writer, a packet-mode pipe; or no such call works here) goes the usual
-// way, which waits for room without holding the process.
+// another writer, a packet-mode pipe) goes the careful way, in runs of whole
+// lines, which wait for room without holding the process.
 func (o *Output) sendRaw(p []byte) {
+	if !o.pipe.quick.works() {
+		o.send(p) // fits: one write, the usual way
+		return
+	}
 	o.pipe.wrote(len(p))
 	start := o.begin()
 	n, err := o.pipe.quick.write(p)
 	if err == unix.EAGAIN || err == unix.EINTR || err == errNoQuickWrite {
 		n, err = 0, nil
 	}
-	if err == nil && n < len(p) {
-		var m int
-		m, err = o.w.Write(p[n:])
-		n += m
-	}
 	o.end(start, n)
 	if err != nil {
 		o.fail(err)
+		return
 	}
+	o.sendCareful(p[n:])
 }
 
 // begin and end measure a write of n bytes, when o is measured.
