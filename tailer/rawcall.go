@@ -29,7 +29,8 @@ import (
 //   - writes to stdout's pipe that cannot sleep (quickWriter): the kernel writes
 //     what fits (EAGAIN when nothing does), so a pipe fuller than pipe.fits
 //     counted (another writer, a packet-mode pipe) cannot hold the process; what
-//     is left goes the usual way, which sleeps outside the scheduler's hold;
+//     is left goes the usual way (Output.sendCareful), which sleeps outside the
+//     scheduler's hold;
 //   - the ioctl that asks for the pipe's room, and the checkpoint word's write on
 //     such a filesystem.
 // Any other call is made the usual way.
