@@ -496,6 +496,43 @@ func TestTermWhileOthersFillStdout(t *testing.T) {
 	}
 }
 
+// SIGTERM ends sidetail within --drain-timeout when stdout and stderr are one pipe
+// that nobody reads (2>&1 into a stuck reader): the line that says the drain timed
+// out cannot wait on that pipe either.
+func TestTermWhileSharedStdoutStuck(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "app.log")
+	g := &lineGen{stream: "w"}
+	if err := os.WriteFile(path, g.next(100_000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cmd := exec.Command(bin, "--state-dir=", "--drain-timeout=1s", path)
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	w.Close()
+	waitUntil(t, func() bool { return waitsOnPipe(cmd.Process.Pid) },
+		func() string { return "sidetail never waited in a write to its full stdout" })
+	cmd.Process.Signal(unix.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(deadline):
+		t.Fatal("sidetail did not end on SIGTERM with --drain-timeout=1s, its stdout and stderr one stuck pipe")
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+}
+
 // waitsOnPipe reports whether process pid sleeps in a write to its stdout, a pipe:
 // a thread's current system call is write on descriptor 1, and it sleeps in the
 // kernel's pipe write (its wait channel).

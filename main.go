@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/alecthomas/kong"
 )
@@ -63,7 +64,7 @@ func run(ctx context.Context, args []string, s streams) (code int) {
 	kctx.BindTo(ctx, (*context.Context)(nil))
 	kctx.Bind(s)
 	if err := kctx.Run(); err != nil {
-		fmt.Fprintf(s.stderr, "sidetail: %v\n", err)
+		lastWords(s.stderr, fmt.Sprintf("sidetail: %v\n", err))
 		if errors.As(err, new(usageError)) {
 			return 2
 		}
@@ -71,6 +72,24 @@ func run(ctx context.Context, args []string, s streams) (code int) {
 	}
 	return 0
 }
+
+// lastWords writes line, the one that ends a failed run, to w, waiting for it at
+// most lastWordsWait: stderr may be a pipe that nobody reads (2>&1 into a stuck
+// reader, the very case in which the drain timed out), and the exit must not wait
+// for it. The write then goes unseen.
+func lastWords(w io.Writer, line string) {
+	done := make(chan struct{})
+	go func() {
+		io.WriteString(w, line)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(lastWordsWait):
+	}
+}
+
+const lastWordsWait = time.Second
 
 // newParser builds the command-line parser writing help to s. kong's exit after
 // --help panics with an exitCode, which run recovers.
