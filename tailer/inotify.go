@@ -88,8 +88,10 @@ func (in *inotify) add(dir string) error {
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if old, ok := in.wds[dir]; ok && old != int32(wd) {
-		in.forget(dir, old)
+	if old, ok := in.wds[dir]; ok && old != int32(wd) && in.forget(dir, old) {
+		// Another folder under that name now (made again, or a link switched): the
+		// old one's watch goes (EINVAL: the kernel dropped it already).
+		_, _ = unix.InotifyRmWatch(in.fd, uint32(old))
 	}
 	if _, ok := in.wds[dir]; !ok {
 		in.dirs[int32(wd)] = append(in.dirs[int32(wd)], dir)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -217,8 +218,10 @@ func (w *watcher) event(dir string, name []byte, mask uint32) {
 	var again []string
 	for d, at := range w.at {
 		switch {
-		case at == path && !created:
-			delete(w.at, d) // the folder went (or moved): its watch goes with it
+		case at == path:
+			// The folder went (or moved): its watch goes with it. Or another took
+			// its name (a link switched to a new target): it is watched instead.
+			delete(w.at, d)
 			again = append(again, d)
 			if w.in != nil && mask&unix.IN_MOVE_SELF != 0 {
 				w.in.remove(at) // a moved folder keeps its watch, now elsewhere
@@ -488,6 +491,11 @@ func (k *waker) watch(path string) {
 			dirs = append(dirs, filepath.Dir(target))
 		}
 	}
+	for _, d := range linkParents(filepath.Dir(path)) {
+		if !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
+		}
+	}
 	if k.names == nil || *k.names != names {
 		k.names = &names
 	}
@@ -499,6 +507,24 @@ func (k *waker) watch(path string) {
 		k.w.Subscribe(d, k.sub)
 	}
 	k.dirs = dirs
+}
+
+// linkParents returns the folders that hold a symbolic link among the folders of
+// dir, dir included: switching such a link ("current" to a new release) changes
+// what the path names, and raises its event in the folder holding the link, not in
+// the one it pointed to.
+func linkParents(dir string) []string {
+	var parents []string
+	for d := dir; ; {
+		parent := filepath.Dir(d)
+		if parent == d {
+			return parents
+		}
+		if info, err := os.Lstat(d); err == nil && info.Mode()&fs.ModeSymlink != 0 {
+			parents = append(parents, parent)
+		}
+		d = parent
+	}
 }
 
 func (k *waker) stop() {
