@@ -483,15 +483,8 @@ func TestTermWhileOthersFillStdout(t *testing.T) {
 	f.Close()
 	waitUntil(t, func() bool { return waitsOnPipe(cmd.Process.Pid) },
 		func() string { return "sidetail never waited in a write to its full stdout" })
-	cmd.Process.Signal(unix.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(deadline):
-		t.Fatalf("sidetail did not end on SIGTERM with --drain-timeout=1s while its stdout held %d bytes of another writer's", filled)
-	}
-	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(stderr.String(), "--drain-timeout") {
+	code := termWithin(t, cmd, fmt.Sprintf("--drain-timeout=1s while its stdout held %d bytes of another writer's", filled))
+	if code != 1 || !strings.Contains(stderr.String(), "--drain-timeout") {
 		t.Fatalf("exit %d, want 1 and a line on --drain-timeout; stderr:\n%s", code, stderr.String())
 	}
 }
@@ -520,17 +513,24 @@ func TestTermWhileSharedStdoutStuck(t *testing.T) {
 	w.Close()
 	waitUntil(t, func() bool { return waitsOnPipe(cmd.Process.Pid) },
 		func() string { return "sidetail never waited in a write to its full stdout" })
+	if code := termWithin(t, cmd, "--drain-timeout=1s, its stdout and stderr one stuck pipe"); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+}
+
+// termWithin sends cmd SIGTERM and returns its exit code once it ended; the test
+// fails if it did not end within the deadline (what: the case, for the message).
+func termWithin(t *testing.T, cmd *exec.Cmd, what string) int {
+	t.Helper()
 	cmd.Process.Signal(unix.SIGTERM)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
 	case <-done:
 	case <-time.After(deadline):
-		t.Fatal("sidetail did not end on SIGTERM with --drain-timeout=1s, its stdout and stderr one stuck pipe")
+		t.Fatalf("sidetail did not end on SIGTERM with %s", what)
 	}
-	if code := cmd.ProcessState.ExitCode(); code != 1 {
-		t.Fatalf("exit %d, want 1", code)
-	}
+	return cmd.ProcessState.ExitCode()
 }
 
 // waitsOnPipe reports whether process pid sleeps in a write to its stdout, a pipe:

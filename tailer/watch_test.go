@@ -102,21 +102,23 @@ func TestWatchFolderRecreated(t *testing.T) {
 
 // A symbolic link among the folders of the path, switched as a deploy switches
 // "current" to a new release: the switch happens in the folder holding the link,
-// which is watched, so each file that took the path is read at once, even one
-// that held it only until the next switch; and the writes to it wake the
-// follower, through a watch moved to the link's new target. (A file that held
-// the path only between two switches in a row is not known: by the time their
-// events are read the path names the next.)
+// which is watched, so the file that took the path is read at once; and the
+// writes to it wake the follower, through a watch moved to the link's new target.
+// (A file that held the path only between two switches whose events are read
+// together is not known: by then the path names the next.)
 func TestWatchLinkedFolderSwitched(t *testing.T) {
 	top := t.TempDir()
 	cur := filepath.Join(top, "current")
-	path := filepath.Join(cur, "app.log")
 	for _, r := range []string{"r1", "r2", "r3"} {
 		if err := os.Mkdir(filepath.Join(top, r), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	write(t, filepath.Join(top, "r1", "app.log"), "one\n", os.O_APPEND)
+	want := ""
+	add := func(r, line string) {
+		write(t, filepath.Join(top, r, "app.log"), line, os.O_APPEND)
+		want += line
+	}
 	switchTo := func(r string) {
 		t.Helper()
 		tmp := filepath.Join(top, "next")
@@ -127,23 +129,21 @@ func TestWatchLinkedFolderSwitched(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	add("r1", "one\n")
 	switchTo("r1")
-	out := watched(t, path)
-	waitOutput(t, out, "one\n")
-	write(t, filepath.Join(top, "r2", "app.log"), "two\n", os.O_APPEND)
-	switchTo("r2")
-	waitOutput(t, out, "one\ntwo\n")
-	write(t, filepath.Join(top, "r2", "app.log"), "two-b\n", os.O_APPEND)
-	waitOutput(t, out, "one\ntwo\ntwo-b\n")
-	write(t, filepath.Join(top, "r3", "app.log"), "three\n", os.O_APPEND)
-	switchTo("r3")
-	waitOutput(t, out, "one\ntwo\ntwo-b\nthree\n")
-	// Back to r1: from where it was left.
-	write(t, filepath.Join(top, "r1", "app.log"), "one-b\n", os.O_APPEND)
-	switchTo("r1")
-	waitOutput(t, out, "one\ntwo\ntwo-b\nthree\none-b\n")
-	write(t, filepath.Join(top, "r1", "app.log"), "one-c\n", os.O_APPEND)
-	waitOutput(t, out, "one\ntwo\ntwo-b\nthree\none-b\none-c\n")
+	out := watched(t, filepath.Join(cur, "app.log"))
+	waitOutput(t, out, want)
+	for _, step := range []struct{ to, before, after string }{
+		{"r2", "two\n", "two-b\n"},
+		{"r3", "three\n", "three-b\n"},
+		{"r1", "one-b\n", "one-c\n"}, // back to r1: from where it was left
+	} {
+		add(step.to, step.before)
+		switchTo(step.to)
+		waitOutput(t, out, want)
+		add(step.to, step.after)
+		waitOutput(t, out, want)
+	}
 }
 
 // A symbolic link into another folder: writes and rotations happen in the
