@@ -169,6 +169,38 @@ func TestCheckpointRotatedWhileDown(t *testing.T) {
 	}
 }
 
+// Truncated and refilled while stopped, past the old offset, with the same first
+// bytes (the app restarted and wrote its banner again): the restart reads the new
+// contents from the head. The head and the size alone said "same file, grown".
+func TestCheckpointRefilledWhileDown(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	banner := "== app v1.2.3 starting, config /etc/app/app.yaml, pid 1, build 7f3a9c ==\n"
+	w := &lineGen{stream: "w"}
+	os.WriteFile(path, append([]byte(banner), w.next(1000)...), 0o644)
+	p1 := start(t, path)
+	p1.waitLines(t, 1001)
+	if code := p1.stop(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	r := &lineGen{stream: "r"}
+	if err := os.WriteFile(path, append([]byte(banner), r.next(2000)...), 0o644); err != nil { // same inode
+		t.Fatal(err)
+	}
+	p2 := start(t, path)
+	waitUntil(t, func() bool {
+		out := p2.output()
+		return len(out) > 0 && strings.HasPrefix(out[len(out)-1], "r 000001999 ")
+	}, func() string { return "the restarted sidetail did not reach the last line" })
+	if code := p2.stop(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	got := p2.output()
+	if len(got) == 0 || got[0] != banner {
+		t.Fatalf("restart began with %q, want the banner", got[:min(1, len(got))])
+	}
+	checkStreams(t, got[1:], noPrefix, map[string]int{"r": 2000})
+}
+
 func rename(t *testing.T, from, to string) {
 	t.Helper()
 	if err := os.Rename(from, to); err != nil {

@@ -23,10 +23,12 @@ import (
 //
 // Each path has two files: NAME.json, the files being read (identity, head, the
 // files pinned behind) with a generation number, written whole (temp + rename) when
-// the file being read changes, is truncated or cut; and NAME.pos, one 8-byte word,
-// the generation and the offset the output reached, written in place after every
-// write to stdout. Both outlive a SIGKILL in the page cache without fsync, so a
-// restart repeats at most the last output write; a node crash is not covered.
+// the file being read changes, is truncated or cut; and NAME.pos, written in place
+// after every write to stdout by one write: an 8-byte word, the generation and the
+// offset the output reached, then the mark, the file's last bytes before that
+// offset, which tell a file truncated and refilled past it while we were down. Both
+// outlive a SIGKILL in the page cache without fsync, so a restart repeats at most
+// the last output write; a node crash is not covered.
 type Checkpoints struct {
 	dir      string
 	readOnly bool // checkpoints are read at start-up, never saved
@@ -75,6 +77,9 @@ type filePoint struct {
 	// Removed is how many bytes rotation had cut from the file's front when this
 	// was saved: a restart finding more moves Offset down by the difference.
 	Removed int64 `json:"removed,omitempty"`
+	// mark is the file's bytes just before Offset, from NAME.pos: the file being
+	// read only, and none in a NAME.pos of sidetail before the mark.
+	mark []byte
 }
 
 func pointOf(o *openFile, off int64) filePoint {
@@ -97,10 +102,11 @@ func (p filePoint) in(o *openFile, removed int64) (off int64, ok bool) {
 }
 
 // matches reports whether the open file is the one p describes, unchanged up to p's
-// offset as far as its head and size tell (a hole punched over the head since, by
-// rotation on tmpfs, is no change).
+// offset as far as its size, head and mark tell (a hole punched over the head or
+// the mark since, by rotation on tmpfs, is no change).
 func (p filePoint) matches(o *openFile) bool {
-	return o.key == p.key() && o.info.Size() >= p.Offset && head(p.Head).in(o)
+	at := position{off: p.Offset, mark: p.mark}
+	return o.key == p.key() && !at.truncated(o, o.info.Size(), head(p.Head))
 }
 
 func (c *Checkpoints) file(path string) string { return c.name(path) + ".json" }
@@ -126,20 +132,45 @@ func (c *Checkpoints) load(path string) (cp checkpoint, found bool, err error) {
 	if err := json.Unmarshal(data, &cp); err != nil || cp.Path != path || len(cp.Files) == 0 {
 		return cp, false, fmt.Errorf("corrupt checkpoint %s", c.file(path))
 	}
-	if word, err := os.ReadFile(c.posFile(path)); err == nil && len(word) == 8 {
-		if gen, off := unpackPos(binary.LittleEndian.Uint64(word)); gen == cp.Gen {
-			cp.Files[0].Offset = off
+	if data, err := os.ReadFile(c.posFile(path)); err == nil {
+		if gen, off, mark, ok := unpackPos(data); ok && gen == cp.Gen {
+			cp.Files[0].Offset, cp.Files[0].mark = off, mark
 		}
 	}
 	return cp, true, nil
 }
 
-// The word in NAME.pos: the generation in the top 16 bits, the offset below (up
-// to 256 TiB), so one 8-byte write replaces both at once.
-func packPos(gen uint16, off int64) uint64 { return uint64(gen)<<48 | uint64(off)&(1<<48-1) }
+// NAME.pos holds a word, the generation in the top 16 bits and the offset below (up
+// to 256 TiB), then the mark's length in 2 bytes and the mark: one write replaces
+// them all at once. sidetail before the mark wrote the word alone.
+const posHeader = 8 + 2
 
-func unpackPos(word uint64) (gen uint16, off int64) {
-	return uint16(word >> 48), int64(word & (1<<48 - 1))
+// packPos writes gen, off and mark to buf, which has room for them.
+func packPos(buf []byte, gen uint16, off int64, mark []byte) []byte {
+	buf = binary.LittleEndian.AppendUint64(buf[:0], uint64(gen)<<48|uint64(off)&(1<<48-1))
+	buf = binary.LittleEndian.AppendUint16(buf, uint16(len(mark)))
+	return append(buf, mark...)
+}
+
+// unpackPos reads what packPos wrote, or the word alone; ok is false for anything
+// else. A mark shorter than it was before leaves the longer one's end behind it.
+func unpackPos(data []byte) (gen uint16, off int64, mark []byte, ok bool) {
+	if len(data) < 8 {
+		return 0, 0, nil, false
+	}
+	word := binary.LittleEndian.Uint64(data)
+	gen, off = uint16(word>>48), int64(word&(1<<48-1))
+	if len(data) == 8 {
+		return gen, off, nil, true
+	}
+	if len(data) < posHeader {
+		return 0, 0, nil, false
+	}
+	n := int(binary.LittleEndian.Uint16(data[8:]))
+	if n > markLen || n > int(off) || len(data) < posHeader+n {
+		return 0, 0, nil, false
+	}
+	return gen, off, data[posHeader : posHeader+n], true
 }
 
 // save writes cp atomically: a crash leaves the old checkpoint or the new one.
@@ -205,9 +236,9 @@ type checkpointer struct {
 	gen     uint16
 	pos     *os.File // NAME.pos, open for the writes after each output write
 	posRaw  bool     // pos is on a page-cached filesystem: its writes are raw (rawcall.go)
-	word    [8]byte
-	warned  bool // a failed save was reported
-	resumed bool // the checkpoint was looked at: only the first file opened resumes
+	buf     []byte   // what is written to NAME.pos
+	warned  bool     // a failed save was reported
+	resumed bool     // the checkpoint was looked at: only the first file opened resumes
 	m       *FileMetrics
 }
 
@@ -215,7 +246,7 @@ func newCheckpointer(cps *Checkpoints, path string, log *slog.Logger) *checkpoin
 	if cps == nil {
 		return nil
 	}
-	return &checkpointer{cps: cps, path: path, log: log}
+	return &checkpointer{cps: cps, path: path, log: log, buf: make([]byte, 0, posHeader+markLen)}
 }
 
 // start opens NAME.pos until the returned stop is called.
@@ -232,37 +263,37 @@ func (c *checkpointer) start() (stop func()) {
 	return func() { pos.Close() }
 }
 
-// save records cur, the file being read and how far its output got, with the files
-// pinned behind it, as a new generation. It is called when the file being read
-// changes, is truncated or cut: rarely, so it is done at once, on the follower's
-// goroutine, and a restart finds exactly this.
-func (c *checkpointer) save(cur filePoint, pins *pinner) {
+// save records o, the file being read, and done, how far its output got, with the
+// files pinned behind it, as a new generation. It is called when the file being
+// read changes, is truncated or cut: rarely, so it is done at once, on the
+// follower's goroutine, and a restart finds exactly this.
+func (c *checkpointer) save(o *openFile, done *position, pins *pinner) {
 	if c == nil || c.pos == nil {
 		return
 	}
 	c.gen++
-	cp := checkpoint{Path: c.path, Files: append([]filePoint{cur}, pins.points()...), Gen: c.gen}
+	cp := checkpoint{Path: c.path, Files: append([]filePoint{pointOf(o, done.off)}, pins.points()...), Gen: c.gen}
 	err := c.cps.save(cp)
 	c.m.CheckpointSaved(err)
 	if err != nil {
 		c.warn(err)
 		return
 	}
-	c.wrote(cur.Offset)
+	c.wrote(done)
 }
 
-// wrote records that the output reached off in the file being read: one 8-byte
-// write in place, after every write to stdout.
-func (c *checkpointer) wrote(off int64) {
+// wrote records that the output reached done in the file being read: one write in
+// place, after every write to stdout.
+func (c *checkpointer) wrote(done *position) {
 	if c == nil || c.pos == nil {
 		return
 	}
-	binary.LittleEndian.PutUint64(c.word[:], packPos(c.gen, off))
+	c.buf = packPos(c.buf, c.gen, done.off, done.mark)
 	var err error
 	if c.posRaw {
-		_, err = retryEINTR(func() (int, error) { return rawPwrite(int(c.pos.Fd()), c.word[:], 0) })
+		_, err = retryEINTR(func() (int, error) { return rawPwrite(int(c.pos.Fd()), c.buf, 0) })
 	} else {
-		_, err = c.pos.WriteAt(c.word[:], 0)
+		_, err = c.pos.WriteAt(c.buf, 0)
 	}
 	if err != nil {
 		c.warn(err)

@@ -7,16 +7,17 @@ import (
 
 // emitter turns one file's lines into output: it encodes them (raw, prefix or JSON),
 // joins multiline records, writes whole runs of lines, and counts how far into the
-// file the output got: emitted, the offset a checkpoint may record. Bytes held back
-// (a partial line, a record still open) are not counted until they are written.
+// file the output got: done, the offset a checkpoint may record, with the file's
+// bytes before it. Bytes held back (a partial line, a record still open) are not
+// counted until they are written.
 type emitter struct {
-	out     *Output
-	enc     *encoder
-	buf     []byte
-	emitted int64
-	cp      *checkpointer // told after every write, and saved through by the follower; nil: off
-	m       *FileMetrics
-	long    bool // the last segment was a piece of a line cut at --max-line
+	out  *Output
+	enc  *encoder
+	buf  []byte
+	done position
+	cp   *checkpointer // told after every write, and saved through by the follower; nil: off
+	m    *FileMetrics
+	long bool // the last segment was a piece of a line cut at --max-line
 
 	// rec joins lines into multiline records; nil when lines go out one by one.
 	rec      *recorder
@@ -44,12 +45,12 @@ func (e *emitter) maxLine(maxLine int) int {
 	return maxLine
 }
 
-// written records that the next n bytes of the file went out: killed right after,
-// a restart repeats nothing; killed during the write, it repeats this one at most.
+// written records that the file's next bytes, p, went out: killed right after, a
+// restart repeats nothing; killed during the write, it repeats this one at most.
 // Every write ends here.
-func (e *emitter) written(n int) {
-	e.emitted += int64(n)
-	e.cp.wrote(e.emitted)
+func (e *emitter) written(p []byte) {
+	e.done.advance(p)
+	e.cp.wrote(&e.done)
 }
 
 // lines writes every segment the reader has ready. In raw mode without a prefix,
@@ -88,7 +89,7 @@ func (e *emitter) lines(lr *LineReader) error {
 			if err != nil {
 				return err
 			}
-			e.written(len(part))
+			e.written(part)
 			e.m.Emitted(part)
 			seg = seg[len(part):]
 		}
@@ -132,7 +133,7 @@ func (e *emitter) held(line []byte) error {
 	if err != nil {
 		return err
 	}
-	e.written(len(line))
+	e.written(line)
 	e.m.EmittedLast(line)
 	return nil
 }
@@ -151,7 +152,7 @@ func (e *emitter) flushRecord() error {
 	if err != nil {
 		return err
 	}
-	e.written(len(rec))
+	e.written(rec)
 	if cut {
 		e.m.Emitted(rec) // its last line goes on in the next record
 	} else {

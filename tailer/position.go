@@ -67,9 +67,29 @@ func (p *position) truncated(file *openFile, size int64, h head) bool {
 }
 
 // still reports whether now, the bytes read where the mark should be, are the mark,
-// or differ only by a hole punched over its head.
+// or differ only by a hole punched over its head, or by rotation's blanks.
 func (p *position) still(now []byte, file *os.File) bool {
-	return bytes.Equal(now, p.mark) || p.punched(file)
+	return bytes.Equal(now, p.mark) || blankedFront(now, p.mark) || p.punched(file)
+}
+
+// blankedFront reports whether now is mark with its front cut by rotation: the
+// part of a line a cut left before what went out overwritten by spaces ending in a
+// newline, maybe after a hole (NULs), and the rest as it was. A restart meets it
+// when SIGKILL came after a cut and before an output write recorded the mark read
+// again after it.
+func blankedFront(now, mark []byte) bool {
+	if len(now) != len(mark) {
+		return false
+	}
+	i := 0
+	for i < len(now) && now[i] == 0 {
+		i++
+	}
+	for i < len(now) && now[i] == ' ' {
+		i++
+	}
+	// The blanks end on a line's end: the newline was there before them too.
+	return i < len(now) && now[i] == '\n' && mark[i] == '\n' && bytes.Equal(now[i:], mark[i:])
 }
 
 // marked reports whether a cut below the offset would show in the mark: there is
