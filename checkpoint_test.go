@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -578,4 +579,58 @@ func waitsOnPipe(pid int) bool {
 		}
 	}
 	return false
+}
+
+// SIGTERM while the file ends in the middle of a line: the drain waits a little for
+// its end, so the line goes out whole and a restart begins at the next one. A line
+// whose end does not come in that time goes out as it is, and is not lost.
+func TestTermWhileLineHalfWritten(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		endsIn  bool // the line's end is written while sidetail waits for it
+		drainTO string
+	}{
+		{"end comes", true, "--drain-timeout=60s"},
+		{"end never comes", false, "--drain-timeout=400ms"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "app.log")
+			f := openAppend(t, path)
+			defer f.Close()
+			w := &lineGen{stream: "w"}
+			lines := bytes.Clone(w.next(11)) // next reuses its buffer
+			cut := len(lines) - 30 // inside line 10
+			f.Write(lines[:cut])
+			p1 := start(t, c.drainTO, path)
+			p1.waitLines(t, 10)
+			p1.cmd.Process.Signal(unix.SIGTERM)
+			waitUntil(t, func() bool { return strings.Contains(p1.stderr.String(), "middle of a line") }, p1.stderr.String)
+			if c.endsIn {
+				f.Write(lines[cut:])
+			}
+			if code := p1.wait(t); code != 0 {
+				t.Fatalf("exit %d; stderr:\n%s", code, p1.stderr.String())
+			}
+			if !c.endsIn {
+				f.Write(lines[cut:])
+			}
+			f.Write(w.next(10))
+			p2 := start(t, path)
+			p2.waitLines(t, 10)
+			if code := p2.stop(t); code != 0 {
+				t.Fatalf("exit %d", code)
+			}
+			all := append(p1.output(), p2.output()...)
+			if c.endsIn {
+				checkStreams(t, all, noPrefix, map[string]int{"w": 21})
+				return
+			}
+			// The piece, then its rest as a line of its own: every byte once.
+			piece, rest := string(lines[bytes.LastIndexByte(lines[:cut], '\n')+1:cut])+"\n", string(lines[cut:])
+			if all[10] != piece || all[11] != rest {
+				t.Fatalf("lines 10 and 11: %q, %q; want %q, %q", all[10], all[11], piece, rest)
+			}
+			checkStreams(t, slices.Replace(all, 10, 12, piece[:len(piece)-1]+rest), noPrefix, map[string]int{"w": 21})
+		})
+	}
 }

@@ -343,6 +343,7 @@ func (c *TailCmd) Run(ctx context.Context, s streams) error {
 		MaxLine:        int(c.MaxLine),
 		Settle:         c.Settle,
 		FromTail:       c.From == "tail",
+		LineEndWait:    min(lineEndWait, c.DrainTimeout/4),
 		Poll:           c.Poll,
 		PollInterval:   c.PollInterval,
 		Log:            log,
@@ -426,6 +427,11 @@ func (c *TailCmd) listenSockets(log *slog.Logger) ([]*tailer.Socket, error) {
 	}
 	return socks, nil
 }
+
+// lineEndWait is the longest the drain waits for the rest of a line a file ends in
+// the middle of (tailer.Config.LineEndWait); never more than a quarter of
+// --drain-timeout, which must leave time for the other files.
+const lineEndWait = time.Second
 
 // follow runs the followers until SIGTERM/SIGINT, then gives them the drain
 // timeout to write every file up to its EOF.

@@ -307,6 +307,8 @@ func (f *follower) shutdown() (change, error) {
 		}
 		if f.src.refilled {
 			c = truncated
+		} else if err := f.awaitLineEnd(); err != nil {
+			return c, err
 		}
 	}
 	if c == truncated {
@@ -324,6 +326,28 @@ func (f *follower) shutdown() (change, error) {
 		c = unchanged
 	}
 	return c, f.emit.held(f.lr.Held())
+}
+
+// awaitLineEnd waits, for at most Config.LineEndWait, for the rest of the line the
+// file ends in the middle of at shutdown, so that it goes out whole: written as a
+// piece, a restart would begin with the rest of it, a line of its own. What has not
+// come by then goes out as it is, never dropped.
+func (f *follower) awaitLineEnd() error {
+	if f.lr.Buffered() == 0 || f.cfg.LineEndWait <= 0 || !f.cur.info.Mode().IsRegular() {
+		return nil
+	}
+	f.cfg.Log.Info("file ends in the middle of a line: waiting for its end", "path", f.path, "max", f.cfg.LineEndWait)
+	timer := time.NewTimer(f.cfg.LineEndWait)
+	defer timer.Stop()
+	end := time.Now().Add(f.cfg.LineEndWait)
+	for f.lr.Buffered() > 0 && time.Now().Before(end) {
+		// ctx is done: only a write to the file or the timer ends the wait.
+		f.wait.wait(context.Background(), timer.C, nil)
+		if _, err := f.readToEOF(false); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // restart goes back to offset 0 of a truncated file.

@@ -27,7 +27,11 @@ type Config struct {
 	MaxLine int           // longer lines are cut into pieces of at most this many bytes
 	Settle  time.Duration // how long a rotated-away file must be quiet before we leave it
 	// FromTail starts files present at start-up at their end instead of their head.
-	FromTail     bool
+	FromTail bool
+	// LineEndWait is how long the drain at shutdown waits for the rest of a line a
+	// file ends in the middle of: an app writing a line in pieces, or preempted in
+	// the middle of its write. 0: not at all, the piece goes out as a line.
+	LineEndWait  time.Duration
 	Poll         bool // never use inotify
 	PollInterval time.Duration
 	Log          *slog.Logger
