@@ -599,7 +599,7 @@ func TestTermWhileLineHalfWritten(t *testing.T) {
 			defer f.Close()
 			w := &lineGen{stream: "w"}
 			lines := bytes.Clone(w.next(11)) // next reuses its buffer
-			cut := len(lines) - 30 // inside line 10
+			cut := len(lines) - 30           // inside line 10
 			f.Write(lines[:cut])
 			p1 := start(t, c.drainTO, path)
 			p1.waitLines(t, 10)
