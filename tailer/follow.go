@@ -401,7 +401,7 @@ func (f *follower) check(renamed bool) change {
 		}
 		// The size is not known: a file cut below our offset shows in the mark,
 		// which is then not all there; the read that follows checks it.
-		if !f.cur.head.in(f.cur) {
+		if !f.cur.headStill() {
 			return truncated
 		}
 		return unchanged

@@ -162,6 +162,31 @@ func testFollowTruncated(t *testing.T, writes bool) {
 	}
 }
 
+// Lines all alike under a banner that differs: only the head tells the refill, and
+// the head is looked at once per headEvery at most. The refill is then read from
+// its head, at once or at the next look, after what was read past our offset:
+// nothing is lost, and what is repeated is at most the refill past our offset.
+func TestFollowRefilledOnlyTheHeadTells(t *testing.T) {
+	line := counted("GET /healthz 200", 0)
+	old := counted("# app started, run", 1) + strings.Repeat(line, 30)
+	refill := counted("# app started, run", 2) + strings.Repeat(line, 60)
+	path := filepath.Join(t.TempDir(), "app.log")
+	write(t, path, old, os.O_APPEND)
+	s := startStepped(t, path, Config{})
+	s.writes = true // the worst case: the read checks the mark, not the name
+	s.waitFor(t, old)
+	s.step(t) // a look at the head just now: the next is most likely skipped
+	write(t, path, refill, os.O_TRUNC)
+	at, late := old+refill, old+refill[len(old):]+refill
+	deadline := time.Now().Add(10 * time.Second) // hang guard
+	for got := s.out.String(); got != at && got != late; got = s.out.String() {
+		if time.Now().After(deadline) || !strings.HasPrefix(late, got) {
+			t.Fatalf("output %q,\nwant %q\nor %q", got, at, late)
+		}
+		s.step(t)
+	}
+}
+
 // counted returns a 100-byte line: text, a counter, and a filler that is the same
 // on every line.
 func counted(text string, n int) string {
@@ -359,4 +384,29 @@ func TestResumeAfterUncheckpointedCut(t *testing.T) {
 
 	s = startStepped(t, path, cfg)
 	s.waitFor(t, more)
+}
+
+// Reading a file appended to leaves its access time alone: with relatime each read
+// after a write would write the inode.
+func TestReadKeepsAccessTime(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.log")
+	write(t, path, "one\n", 0)
+	old := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := os.Chtimes(path, old, time.Time{}); err != nil { // older than the mtime: relatime would update it
+		t.Fatal(err)
+	}
+	s := startStepped(t, path, Config{})
+	s.waitIdle(t)
+	write(t, path, "two\n", os.O_APPEND)
+	s.step(t)
+	if got := s.out.String(); got != "one\ntwo\n" {
+		t.Fatalf("output %q", got)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	if at := time.Unix(st.Atim.Unix()); !at.Equal(old) {
+		t.Fatalf("access time %v, want %v", at, old)
+	}
 }
