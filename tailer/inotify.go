@@ -32,7 +32,7 @@ type inotify struct {
 	// readRaw is readOnce as a func, made once: a method value made at each read
 	// would be an allocation, as would the results of a closure over locals.
 	readRaw func(fd uintptr) bool
-	n       int
+	handle  func(dir string, name []byte, mask uint32) // read's, for readOnce
 	errno   syscall.Errno
 
 	mu sync.Mutex
@@ -144,45 +144,55 @@ func (in *inotify) isClosed() bool { return in.closed.Load() }
 
 // read waits for events and hands each to handle, with the folder it happened in
 // (each name the folder was added under) and the name in it (nil: the folder
-// itself, or mask IN_Q_OVERFLOW: events were lost). It returns only errors.
+// itself, or mask IN_Q_OVERFLOW: events were lost). It returns only errors: when
+// the instance is closed or fails.
+//
+// Events are handled inside one RawConn.Read, which then waits in the poller
+// again: a new Read would forget a readiness the poller saw before it began, so it
+// would have to read before waiting, a read that finds nothing after nearly every
+// batch (one system call in six while a file streams).
 func (in *inotify) read(handle func(dir string, name []byte, mask uint32)) error {
-	// The read is made before any wait, even right after one that took every
-	// event: RawConn.Read forgets a readiness the poller saw before it was called.
+	in.handle = handle
 	if err := in.rc.Read(in.readRaw); err != nil {
 		return fmt.Errorf("read inotify: %w", err)
 	}
 	if in.errno != 0 {
 		return fmt.Errorf("read inotify: %w", in.errno)
 	}
-	if in.n == 0 {
-		return errors.New("read inotify: end of file") // never: it would be read again and again
-	}
-	eachEvent(in.buf[:in.n], func(wd int32, mask uint32, name []byte) {
-		if mask&unix.IN_Q_OVERFLOW != 0 {
-			handle("", nil, mask)
-			return
-		}
-		for _, dir := range in.watched(wd, mask) {
-			handle(dir, name, mask)
-		}
-	})
-	return nil
+	return errors.New("read inotify: end of file") // never: it would be read again and again
 }
 
-// readOnce reads the instance, fd, into buf once and reports whether it did (its
-// results in n and errno), for RawConn.Read: false (EAGAIN) waits in the poller.
+// readOnce reads the instance, fd, into buf once and hands out the events it read,
+// for RawConn.Read: false (nothing more for now) waits in the poller; true, a
+// failure (errno) or the end of the file, ends the read.
 func (in *inotify) readOnce(fd uintptr) bool {
 	for {
 		r, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&in.buf[0])), uintptr(len(in.buf)))
-		switch e {
-		case unix.EINTR:
+		switch {
+		case e == unix.EINTR:
 			continue
-		case unix.EAGAIN:
+		case e == unix.EAGAIN:
 			return false
+		case e != 0 || r == 0:
+			in.errno = e
+			return true
 		}
-		in.n, in.errno = int(r), e
-		return true
+		in.dispatch(in.buf[:r])
+		return false
 	}
+}
+
+// dispatch hands each event in b to the handler.
+func (in *inotify) dispatch(b []byte) {
+	eachEvent(b, func(wd int32, mask uint32, name []byte) {
+		if mask&unix.IN_Q_OVERFLOW != 0 {
+			in.handle("", nil, mask)
+			return
+		}
+		for _, dir := range in.watched(wd, mask) {
+			in.handle(dir, name, mask)
+		}
+	})
 }
 
 // watched returns the names of watch wd, which the kernel ends after IN_IGNORED
