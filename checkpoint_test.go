@@ -40,7 +40,11 @@ func stopAtLast(t *testing.T, p *proc, last int, who string) {
 	waitUntil(t, func() bool {
 		s := seqs(p.output(), "w")
 		return len(s) > 0 && s[len(s)-1] == last
-	}, func() string { return who + " did not reach the last line" })
+	}, func() string {
+		s := seqs(p.output(), "w")
+		return fmt.Sprintf("%s did not reach line %d: %d lines, last %v; gaps: %s; stderr:\n%s",
+			who, last, len(s), s[max(0, len(s)-1):], gaps(p.output()), p.stderr.String())
+	})
 	if code := p.stop(t); code != 0 {
 		t.Fatalf("%s: exit %d; stderr:\n%s", who, code, p.stderr.String())
 	}
@@ -581,6 +585,41 @@ func waitsOnPipe(pid int) bool {
 	return false
 }
 
+// Files rotated away, each ending in the middle of a line, are drained at SIGTERM
+// one after another: their waits for a line's end share one deadline from the
+// signal, so the drain ends within --drain-timeout.
+func TestTermWaitsOnceForLineEnds(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	os.WriteFile(path, []byte("first\n"), 0o644)
+	p1 := start(t, path)
+	p1.waitLines(t, 1)
+	if code := p1.stop(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	// Rotated while down, each file ending in a piece of a line.
+	for i := range 4 {
+		write := openAppend(t, path)
+		fmt.Fprintf(write, "file %d line\nfile %d piece", i, i)
+		write.Close()
+		rename(t, path, fmt.Sprintf("%s.%d", path, 4-i))
+	}
+	os.WriteFile(path, []byte("current line\ncurrent piece"), 0o644)
+	// A long settle holds the follower on each rotated file until the signal; four
+	// waits of a quarter of the drain timeout each would take all of it.
+	p2 := start(t, "--settle=1h", "--drain-timeout=2s", path)
+	p2.waitLines(t, 1)
+	began := time.Now()
+	if code := p2.stop(t); code != 0 {
+		t.Fatalf("exit %d after %v; stderr:\n%s", code, time.Since(began), p2.stderr.String())
+	}
+	want := []string{"file 0 line\n", "file 0 piece\n", "file 1 line\n", "file 1 piece\n", "file 2 line\n", "file 2 piece\n",
+		"file 3 line\n", "file 3 piece\n", "current line\n", "current piece\n"}
+	if got := p2.output(); !slices.Equal(got, want) {
+		t.Fatalf("output %q, want %q", got, want)
+	}
+}
+
 // SIGTERM while the file ends in the middle of a line: the drain waits a little for
 // its end, so the line goes out whole and a restart begins at the next one. A line
 // whose end does not come in that time goes out as it is, and is not lost.
@@ -592,6 +631,7 @@ func TestTermWhileLineHalfWritten(t *testing.T) {
 	}{
 		{"end comes", true, "--drain-timeout=60s"},
 		{"end never comes", false, "--drain-timeout=400ms"},
+		{"truncated and refilled meanwhile", false, "--drain-timeout=60s"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "app.log")
@@ -608,8 +648,24 @@ func TestTermWhileLineHalfWritten(t *testing.T) {
 			if c.endsIn {
 				f.Write(lines[cut:])
 			}
+			refill := &lineGen{stream: "r"}
+			if c.name == "truncated and refilled meanwhile" {
+				// Past the old offset: read on from there, the piece would be glued
+				// to a line of the refill, and the refill's head lost.
+				f.Truncate(0)
+				f.Write(refill.next(30))
+			}
 			if code := p1.wait(t); code != 0 {
 				t.Fatalf("exit %d; stderr:\n%s", code, p1.stderr.String())
+			}
+			if refill.seq > 0 {
+				piece := string(lines[bytes.LastIndexByte(lines[:cut], '\n')+1:cut]) + "\n"
+				got := p1.output()
+				if len(got) != 41 || got[10] != piece {
+					t.Fatalf("%d lines, line 10 %q; want 41, the piece %q", len(got), got[min(10, len(got)-1)], piece)
+				}
+				checkStreams(t, slices.Delete(got, 10, 11), noPrefix, map[string]int{"w": 10, "r": 30})
+				return
 			}
 			if !c.endsIn {
 				f.Write(lines[cut:])

@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/sidetail/sidetail/internal/fileid"
@@ -50,6 +51,8 @@ type follower struct {
 	lr  *LineReader
 	// end stops what start started and reports the follower's end: set by start.
 	end func(err error)
+	// stopped is when every follower was told to stop, shared.
+	stopped *stopClock
 }
 
 // followOpts says how a path came to be followed.
@@ -301,23 +304,25 @@ func (f *follower) cut() {
 // a rotation just before SIGTERM loses nothing.
 func (f *follower) shutdown() (change, error) {
 	c := f.check(true)
-	if c != truncated {
+	for {
+		if c == truncated {
+			if err := f.restart(); err != nil {
+				return c, err
+			}
+		}
 		if _, err := f.readToEOF(true); err != nil {
 			return c, err
 		}
-		if f.src.refilled {
-			c = truncated
-		} else if err := f.awaitLineEnd(); err != nil {
-			return c, err
+		if !f.src.refilled {
+			refilled, err := f.awaitLineEnd()
+			if err != nil || !refilled {
+				if err != nil {
+					return c, err
+				}
+				break
+			}
 		}
-	}
-	if c == truncated {
-		if err := f.restart(); err != nil {
-			return c, err
-		}
-		if _, err := f.readToEOF(false); err != nil {
-			return c, err
-		}
+		c = truncated
 	}
 	f.pins.pin()
 	if f.pins.count() > 0 {
@@ -328,26 +333,46 @@ func (f *follower) shutdown() (change, error) {
 	return c, f.emit.held(f.lr.Held())
 }
 
-// awaitLineEnd waits, for at most Config.LineEndWait, for the rest of the line the
-// file ends in the middle of at shutdown, so that it goes out whole: written as a
-// piece, a restart would begin with the rest of it, a line of its own. What has not
-// come by then goes out as it is, never dropped.
-func (f *follower) awaitLineEnd() error {
+// awaitLineEnd waits for the rest of the line the file ends in the middle of at
+// shutdown, so that it goes out whole: written as a piece, a restart would begin
+// with the rest of it, a line of its own. Every file's wait ends
+// Config.LineEndWait after the signal (a file replaced by another, or read after a
+// backlog, waits less or not at all): then what has not come goes out as it is,
+// never dropped. refilled reports that the file was truncated meanwhile.
+func (f *follower) awaitLineEnd() (refilled bool, err error) {
 	if f.lr.Buffered() == 0 || f.cfg.LineEndWait <= 0 || !f.cur.info.Mode().IsRegular() {
-		return nil
+		return false, nil
 	}
-	f.cfg.Log.Info("file ends in the middle of a line: waiting for its end", "path", f.path, "max", f.cfg.LineEndWait)
-	timer := time.NewTimer(f.cfg.LineEndWait)
+	left := time.Until(f.stopped.at().Add(f.cfg.LineEndWait))
+	if left <= 0 {
+		return false, nil
+	}
+	f.cfg.Log.Info("file ends in the middle of a line: waiting for its end", "path", f.path, "max", left.Round(time.Millisecond))
+	timer := time.NewTimer(left)
 	defer timer.Stop()
-	end := time.Now().Add(f.cfg.LineEndWait)
+	end := time.Now().Add(left)
 	for f.lr.Buffered() > 0 && time.Now().Before(end) {
 		// ctx is done: only a write to the file or the timer ends the wait.
 		f.wait.wait(context.Background(), timer.C, nil)
-		if _, err := f.readToEOF(false); err != nil {
-			return err
+		if _, err := f.readToEOF(true); err != nil || f.src.refilled {
+			return f.src.refilled, err
 		}
 	}
-	return nil
+	return false, nil
+}
+
+// stopClock says when the followers were told to stop: their waits at shutdown
+// share one deadline from then.
+type stopClock struct{ nanos atomic.Int64 }
+
+// stop records now as the time to stop, unless one was recorded.
+func (s *stopClock) stop() { s.nanos.CompareAndSwap(0, time.Now().UnixNano()) }
+
+// at returns the time to stop; a follower that asks first (its context's end
+// told it before stop ran) records it.
+func (s *stopClock) at() time.Time {
+	s.stop()
+	return time.Unix(0, s.nanos.Load())
 }
 
 // restart goes back to offset 0 of a truncated file.

@@ -384,6 +384,7 @@ func Run(ctx context.Context, cfg Config, sources []Source, out *Output) error {
 	}
 	t := &tailer{cfg: &cfg, out: out, files: newRegistry(), watcher: w, bufs: newBufPool(), runs: newWorkers()}
 	defer t.runs.stop() // after wg.Wait below: every follower has ended
+	context.AfterFunc(ctx, t.stopped.stop)
 	if cfg.Checkpoints != nil {
 		cfg.Checkpoints.prune(sources)
 	}
@@ -431,6 +432,9 @@ type tailer struct {
 	// bufs holds the read buffers of idle followers (see LineReader.Release).
 	bufs *sync.Pool
 	runs *workers // nil in tests: a goroutine per run
+	// stopped is when Run's context ended: the followers' waits at shutdown end
+	// together, a set time after it.
+	stopped stopClock
 }
 
 // follower returns the follower of one path.
@@ -446,9 +450,10 @@ func (t *tailer) follower(path, tag string, opts followOpts) *follower {
 	lr.pool = t.bufs
 	return &follower{
 		path: path, cfg: t.cfg, files: t.files, runs: t.runs, opts: opts, emit: emit, lr: lr, m: m,
-		wait: waker{idle: t.idle, lr: lr},
-		pins: &pinner{path: path, files: t.files, log: t.cfg.Log, maxHeld: t.cfg.MaxPinnedBytes, m: m},
-		cuts: newCutter(t.cfg, path, opts.globbed),
+		wait:    waker{idle: t.idle, lr: lr},
+		pins:    &pinner{path: path, files: t.files, log: t.cfg.Log, maxHeld: t.cfg.MaxPinnedBytes, m: m},
+		cuts:    newCutter(t.cfg, path, opts.globbed),
+		stopped: &t.stopped,
 	}
 }
 
