@@ -139,15 +139,28 @@ func TestCheckpointAfterSIGTERM(t *testing.T) {
 
 // Rotated twice while stopped, logrotate style (app.log → app.log.1 → app.log.2):
 // the rest of the old file, including lines written to it after the rename, comes
-// first, then the file that was at the path in between, then the new one.
+// first, then the file that was at the path in between, then the new one. The path
+// as given, absolute or relative to the working folder.
 func TestCheckpointRotatedWhileDown(t *testing.T) {
+	for _, relative := range []bool{false, true} {
+		t.Run(map[bool]string{false: "absolute", true: "relative"}[relative], func(t *testing.T) {
+			testCheckpointRotatedWhileDown(t, relative)
+		})
+	}
+}
+
+func testCheckpointRotatedWhileDown(t *testing.T, relative bool) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.log")
+	arg, inDir := path, func(*exec.Cmd) {}
+	if relative {
+		arg, inDir = "app.log", func(c *exec.Cmd) { c.Dir = dir }
+	}
 	old := openAppend(t, path)
 	defer old.Close()
 	w := &lineGen{stream: "w"}
 	old.Write(w.next(1000))
-	p1 := start(t, path)
+	p1 := startWith(t, inDir, arg)
 	p1.waitLines(t, 1000)
 	if code := p1.stop(t); code != 0 {
 		t.Fatalf("exit %d", code)
@@ -162,7 +175,7 @@ func TestCheckpointRotatedWhileDown(t *testing.T) {
 	n := &lineGen{stream: "n"}
 	os.WriteFile(path, n.next(500), 0o644)
 
-	p2 := start(t, path)
+	p2 := startWith(t, inDir, arg)
 	p2.waitLines(t, 1800)
 	if code := p2.stop(t); code != 0 {
 		t.Fatalf("exit %d", code)
@@ -172,38 +185,6 @@ func TestCheckpointRotatedWhileDown(t *testing.T) {
 	if got := p2.output(); !strings.HasPrefix(got[999], "w ") || !strings.HasPrefix(got[1000], "m ") || !strings.HasPrefix(got[1300], "n ") {
 		t.Fatalf("files out of order: %q, %q, %q", got[999], got[1000], got[1300])
 	}
-}
-
-// Truncated and refilled while stopped, past the old offset, with the same first
-// bytes (the app restarted and wrote its banner again): the restart reads the new
-// contents from the head. The head and the size alone said "same file, grown".
-func TestCheckpointRefilledWhileDown(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "app.log")
-	banner := "== app v1.2.3 starting, config /etc/app/app.yaml, pid 1, build 7f3a9c ==\n"
-	w := &lineGen{stream: "w"}
-	os.WriteFile(path, append([]byte(banner), w.next(1000)...), 0o644)
-	p1 := start(t, path)
-	p1.waitLines(t, 1001)
-	if code := p1.stop(t); code != 0 {
-		t.Fatalf("exit %d", code)
-	}
-	r := &lineGen{stream: "r"}
-	if err := os.WriteFile(path, append([]byte(banner), r.next(2000)...), 0o644); err != nil { // same inode
-		t.Fatal(err)
-	}
-	p2 := start(t, path)
-	waitUntil(t, func() bool {
-		out := p2.output()
-		return len(out) > 0 && strings.HasPrefix(out[len(out)-1], "r 000001999 ")
-	}, func() string { return "the restarted sidetail did not reach the last line" })
-	if code := p2.stop(t); code != 0 {
-		t.Fatalf("exit %d", code)
-	}
-	got := p2.output()
-	if len(got) == 0 || got[0] != banner {
-		t.Fatalf("restart began with %q, want the banner", got[:min(1, len(got))])
-	}
-	checkStreams(t, got[1:], noPrefix, map[string]int{"r": 2000})
 }
 
 func rename(t *testing.T, from, to string) {

@@ -61,7 +61,7 @@ func rotatedBetween(files *registry, path string, after, before fileid.Key) []*o
 	if after.Born == 0 || before.Born == 0 || before.Born < after.Born {
 		return nil
 	}
-	dir, base := filepath.Split(path)
+	dir, base := filepath.Dir(path), filepath.Base(path) // a relative path's folder is "."
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil
