@@ -220,6 +220,37 @@ func TestCheckpointCorrupt(t *testing.T) {
 	}
 }
 
+// A NAME.pos cut short: a warning, and the offset saved with the file (its head
+// here) is used, so lines repeat and none is lost.
+func TestCheckpointOffsetCorrupt(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	f := openAppend(t, path)
+	defer f.Close()
+	g := &lineGen{stream: "w"}
+	f.Write(g.next(100))
+	p1 := start(t, path)
+	p1.waitLines(t, 100)
+	p1.stop(t)
+	pos, _ := filepath.Glob(filepath.Join(dir, ".sidetail", "*.pos"))
+	if len(pos) != 1 {
+		t.Fatalf("offset files: %v", pos)
+	}
+	if err := os.Truncate(pos[0], 5); err != nil {
+		t.Fatal(err)
+	}
+	f.Write(g.next(10))
+	p2 := start(t, path)
+	p2.waitLines(t, 110)
+	if code := p2.stop(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	checkStreams(t, p2.output(), noPrefix, map[string]int{"w": 110})
+	if !strings.Contains(p2.stderr.String(), "corrupt checkpoint offset") {
+		t.Fatalf("no warning: %s", p2.stderr.String())
+	}
+}
+
 // A state dir that cannot be written: one warning, and the lines still flow.
 func TestCheckpointStateDirNotWritable(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "app.log")

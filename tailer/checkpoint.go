@@ -64,6 +64,8 @@ type checkpoint struct {
 	// while its generation is this one. Absent in checkpoints of sidetail before
 	// NAME.pos, which then have no NAME.pos either.
 	Gen uint16 `json:"gen,omitempty"`
+	// posCorrupt says NAME.pos held no offset: the one saved with Files is used.
+	posCorrupt bool
 }
 
 // filePoint identifies a file (never by name alone: it may have been renamed since)
@@ -133,9 +135,11 @@ func (c *Checkpoints) load(path string) (cp checkpoint, found bool, err error) {
 		return cp, false, fmt.Errorf("corrupt checkpoint %s", c.file(path))
 	}
 	if data, err := os.ReadFile(c.posFile(path)); err == nil {
-		if gen, off, mark, ok := unpackPos(data); ok && gen == cp.Gen {
+		gen, off, mark, ok := unpackPos(data)
+		if ok && gen == cp.Gen {
 			cp.Files[0].Offset, cp.Files[0].mark = off, mark
 		}
+		cp.posCorrupt = !ok
 	}
 	return cp, true, nil
 }
@@ -333,6 +337,9 @@ func (c *checkpointer) resume(o *openFile, files *registry, removed func(fs.File
 		return []*openFile{o}
 	}
 	c.gen = cp.Gen
+	if cp.posCorrupt {
+		c.log.Warn("corrupt checkpoint offset, resuming where the file being read was last saved: lines after it repeat", "path", c.path, "file", c.cps.posFile(c.path))
+	}
 	total := removed(o.info)  // after finishing a cut a crash interrupted:
 	o.head = readHead(o.File) // then its front is another
 	if info, err := o.Stat(); err == nil {
