@@ -300,8 +300,9 @@ func (f *follower) cut() {
 }
 
 // shutdown reads what was written before the signal: the current file to EOF, from
-// its start if it was truncated, then (through run) every file that replaced it, so
-// a rotation just before SIGTERM loses nothing.
+// its start if it was truncated (before or during the wait for a line's end), then
+// (through run) every file that replaced it, so a rotation just before SIGTERM
+// loses nothing.
 func (f *follower) shutdown() (change, error) {
 	c := f.check(true)
 	for {
@@ -313,14 +314,15 @@ func (f *follower) shutdown() (change, error) {
 		if _, err := f.readToEOF(true); err != nil {
 			return c, err
 		}
-		if !f.src.refilled {
-			refilled, err := f.awaitLineEnd()
-			if err != nil || !refilled {
-				if err != nil {
-					return c, err
-				}
-				break
+		refilled := f.src.refilled
+		if !refilled {
+			var err error
+			if refilled, err = f.awaitLineEnd(); err != nil {
+				return c, err
 			}
+		}
+		if !refilled {
+			break
 		}
 		c = truncated
 	}
