@@ -12,6 +12,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// posBytes is what wrote writes to NAME.pos.
+func posBytes(gen uint16, off int64, mark []byte) []byte {
+	h := packPos(gen, off, len(mark))
+	return append(h[:], mark...)
+}
+
 // NAME.pos as sidetail before the mark wrote it: the word alone.
 func TestUnpackPosWordAlone(t *testing.T) {
 	word := binary.LittleEndian.AppendUint64(nil, 7<<48|12345)
@@ -24,9 +30,9 @@ func TestUnpackPosWordAlone(t *testing.T) {
 // A shorter mark written over a longer one leaves its end behind: the length says
 // where the mark stops.
 func TestUnpackPosShorterMarkOverLonger(t *testing.T) {
-	buf := packPos(nil, 1, 900, bytes.Repeat([]byte("x"), 800))
+	buf := posBytes(1, 900, bytes.Repeat([]byte("x"), 800))
 	file := append([]byte(nil), buf...)
-	copy(file, packPos(nil, 2, 40, []byte("short mark\n")))
+	copy(file, posBytes(2, 40, []byte("short mark\n")))
 	gen, off, mark, ok := unpackPos(file)
 	if !ok || gen != 2 || off != 40 || string(mark) != "short mark\n" {
 		t.Fatalf("got %d %d %q %v", gen, off, mark, ok)
@@ -39,7 +45,7 @@ func FuzzPos(f *testing.F) {
 	f.Fuzz(func(t *testing.T, gen uint16, off int64, mark, junk []byte) {
 		off &= 1<<48 - 1
 		mark = mark[:min(len(mark), markLen, int(off))]
-		data := append(packPos(nil, gen, off, mark), junk...)
+		data := append(posBytes(gen, off, mark), junk...)
 		g, o, m, ok := unpackPos(data)
 		if !ok || g != gen || o != off || !bytes.Equal(m, mark) {
 			t.Fatalf("packed %d %d %q, unpacked %d %d %q %v", gen, off, mark, g, o, m, ok)

@@ -2,6 +2,7 @@ package tailer
 
 import (
 	"bytes"
+	"os"
 	"time"
 )
 
@@ -49,8 +50,21 @@ func (e *emitter) maxLine(maxLine int) int {
 // restart repeats nothing; killed during the write, it repeats this one at most.
 // Every write ends here.
 func (e *emitter) written(p []byte) {
+	if e.cp == nil {
+		e.done.off += int64(len(p)) // the mark is for checkpoints
+		return
+	}
 	e.done.advance(p)
 	e.cp.wrote(&e.done)
+}
+
+// at places done at off in file, as the next byte to go out.
+func (e *emitter) at(file *os.File, off int64) {
+	if e.cp == nil {
+		e.done.off = off
+		return
+	}
+	e.done.at(file, off)
 }
 
 // lines writes every segment the reader has ready. In raw mode without a prefix,

@@ -201,7 +201,7 @@ func (f *follower) use(o *openFile) {
 	f.cur = o
 	f.wait.watch(f.path) // a link may point into another folder now
 	f.pos.at(o.File, o.start)
-	f.emit.done.at(o.File, o.start)
+	f.emit.at(o.File, o.start)
 	f.m.Opened()
 	f.m.Reading(o.File, f.pos.off, f.emit.done.off)
 	f.save()
@@ -290,7 +290,7 @@ func (f *follower) cut() {
 	// what is there now.
 	f.cur.head = readHead(f.cur.File)
 	f.pos.moveDown(f.cur.File, removed)
-	f.emit.done.moveDown(f.cur.File, removed)
+	f.emit.at(f.cur.File, f.emit.done.off-removed)
 	if removed <= 0 {
 		return
 	}
@@ -383,7 +383,7 @@ func (f *follower) restart() error {
 		return err
 	}
 	f.pos.at(f.cur.File, 0)
-	f.emit.done.at(f.cur.File, 0)
+	f.emit.at(f.cur.File, 0)
 	f.m.Reading(f.cur.File, 0, 0)
 	f.cur.head = readHead(f.cur.File)
 	f.save()

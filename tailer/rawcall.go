@@ -60,15 +60,22 @@ func preadTwo(fd int, a, b []byte, off int64, raw bool) (int, error) {
 	return rawResult(unix.Syscall6(unix.SYS_PREADV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), 2, lo, hi, 0))
 }
 
-// rawPwrite writes like pwrite(2).
-func rawPwrite(fd int, p []byte, off int64) (int, error) {
-	if bits.UintSize < 64 {
-		return unix.Pwrite(fd, p, off)
+// pwriteTwo writes a (not empty), then b, at off, in one pwritev call, a raw one
+// if raw is set.
+func pwriteTwo(fd int, a, b []byte, off int64, raw bool) (int, error) {
+	iov := [2]unix.Iovec{{Base: &a[0]}}
+	iov[0].SetLen(len(a))
+	n := 1
+	if len(b) > 0 {
+		iov[1].Base = &b[0]
+		iov[1].SetLen(len(b))
+		n = 2
 	}
-	if len(p) == 0 {
-		return 0, nil
+	lo, hi := offsetWords(off)
+	if raw {
+		return rawResult(unix.RawSyscall6(unix.SYS_PWRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(n), lo, hi, 0))
 	}
-	return rawResult(unix.RawSyscall6(unix.SYS_PWRITE64, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), uintptr(off), 0, 0))
+	return rawResult(unix.Syscall6(unix.SYS_PWRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(n), lo, hi, 0))
 }
 
 // quickWriter writes to a pipe with raw system calls that never sleep: where the
