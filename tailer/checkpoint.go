@@ -268,35 +268,33 @@ func (c *checkpointer) start() (stop func()) {
 	return func() { pos.Close() }
 }
 
-// save records o, the file being read, and done, how far its output got, with the
-// files pinned behind it, as a new generation. It is called when the file being
-// read changes, is truncated or cut: rarely, so it is done at once, on the
-// follower's goroutine, and a restart finds exactly this.
-func (c *checkpointer) save(o *openFile, done *position, pins *pinner) {
+// save records cur, the file being read and how far its output got, with mark,
+// the bytes before that, and the files pinned behind it, as a new generation. It
+// is called when the file being read changes, is truncated or cut: rarely, so it
+// is done at once, on the follower's goroutine, and a restart finds exactly this.
+func (c *checkpointer) save(cur filePoint, mark []byte, pins *pinner) {
 	if c == nil || c.pos == nil {
 		return
 	}
 	c.gen++
-	cp := checkpoint{Path: c.path, Files: append([]filePoint{pointOf(o, done.off)}, pins.points()...), Gen: c.gen}
+	cp := checkpoint{Path: c.path, Files: append([]filePoint{cur}, pins.points()...), Gen: c.gen}
 	err := c.cps.save(cp)
 	c.m.CheckpointSaved(err)
 	if err != nil {
 		c.warn(err)
 		return
 	}
-	c.wrote(done)
+	c.wrote(cur.Offset, mark)
 }
 
-// wrote records that the output reached done in the file being read: one write in
-// place, after every write to stdout.
-func (c *checkpointer) wrote(done *position) {
+// wrote records that the output reached off in the file being read, with mark,
+// the file's bytes just before it: one write in place, after every write to stdout.
+func (c *checkpointer) wrote(off int64, mark []byte) {
 	if c == nil || c.pos == nil {
 		return
 	}
-	// The header and the mark as they are: no copy, and a thousand files' marks
-	// are not kept twice.
-	c.header = packPos(c.gen, done.off, len(done.mark))
-	_, err := retryEINTR(func() (int, error) { return pwriteTwo(int(c.pos.Fd()), c.header[:], done.mark, 0, c.posRaw) })
+	c.header = packPos(c.gen, off, len(mark))
+	_, err := retryEINTR(func() (int, error) { return pwriteTwo(int(c.pos.Fd()), c.header[:], mark, 0, c.posRaw) })
 	if err != nil {
 		c.warn(err)
 	}

@@ -2,20 +2,21 @@ package tailer
 
 import (
 	"bytes"
-	"os"
 	"time"
 )
 
 // emitter turns one file's lines into output: it encodes them (raw, prefix or JSON),
 // joins multiline records, writes whole runs of lines, and counts how far into the
-// file the output got: done, the offset a checkpoint may record, with the file's
-// bytes before it. Bytes held back (a partial line, a record still open) are not
-// counted until they are written.
+// file the output got: emitted, the offset a checkpoint may record. Bytes held back
+// (a partial line, a record still open) are not counted until they are written.
 type emitter struct {
-	out  *Output
-	enc  *encoder
-	buf  []byte
-	done position
+	out     *Output
+	enc     *encoder
+	buf     []byte
+	emitted int64
+	// read is the follower's position, ahead of emitted by what is held back: the
+	// bytes it keeps before its offset give a checkpoint its mark.
+	read *position
 	cp   *checkpointer // told after every write, and saved through by the follower; nil: off
 	m    *FileMetrics
 	long bool // the last segment was a piece of a line cut at --max-line
@@ -50,21 +51,26 @@ func (e *emitter) maxLine(maxLine int) int {
 // restart repeats nothing; killed during the write, it repeats this one at most.
 // Every write ends here.
 func (e *emitter) written(p []byte) {
-	if e.cp == nil {
-		e.done.off += int64(len(p)) // the mark is for checkpoints
-		return
+	e.emitted += int64(len(p))
+	if e.cp != nil {
+		e.cp.wrote(e.emitted, e.mark(p))
 	}
-	e.done.advance(p)
-	e.cp.wrote(&e.done)
 }
 
-// at places done at off in file, as the next byte to go out.
-func (e *emitter) at(file *os.File, off int64) {
-	if e.cp == nil {
-		e.done.off = off
-		return
+// mark returns the file's last bytes before emitted, up to markLen, as far as they
+// are at hand without a read: those the read position keeps before its offset, or
+// the end of p, the bytes just written, whichever is longer. No copy of them is
+// kept: with a thousand files that was a KiB each.
+func (e *emitter) mark(p []byte) []byte {
+	if len(p) >= markLen {
+		return p[len(p)-markLen:]
 	}
-	e.done.at(file, off)
+	if held := e.read.off - e.emitted; held >= 0 && held <= int64(len(e.read.mark)) {
+		if end := int64(len(e.read.mark)) - held; end >= int64(len(p)) {
+			return e.read.mark[:end]
+		}
+	}
+	return p
 }
 
 // lines writes every segment the reader has ready. In raw mode without a prefix,

@@ -201,9 +201,9 @@ func (f *follower) use(o *openFile) {
 	f.cur = o
 	f.wait.watch(f.path) // a link may point into another folder now
 	f.pos.at(o.File, o.start)
-	f.emit.at(o.File, o.start)
+	f.emit.emitted = o.start
 	f.m.Opened()
-	f.m.Reading(o.File, f.pos.off, f.emit.done.off)
+	f.m.Reading(o.File, f.pos.off, f.emit.emitted)
 	f.save()
 }
 
@@ -281,7 +281,7 @@ func (f *follower) rest(ctx context.Context, n int64) (parked bool, err error) {
 // cut lets Config.Cut remove what went out from the front of the file, when its
 // interval has passed, and moves the offsets down by what it removed.
 func (f *follower) cut() {
-	removed, ok := f.cuts.cut(f.cur.info, f.emit.done.off)
+	removed, ok := f.cuts.cut(f.cur.info, f.emit.emitted)
 	if !ok {
 		return
 	}
@@ -290,12 +290,12 @@ func (f *follower) cut() {
 	// what is there now.
 	f.cur.head = readHead(f.cur.File)
 	f.pos.moveDown(f.cur.File, removed)
-	f.emit.at(f.cur.File, f.emit.done.off-removed)
+	f.emit.emitted -= removed
 	if removed <= 0 {
 		return
 	}
 	f.cur.removed += removed
-	f.m.Reading(f.cur.File, f.pos.off, f.emit.done.off)
+	f.m.Reading(f.cur.File, f.pos.off, f.emit.emitted)
 	f.save() // the last one points into bytes that are gone
 }
 
@@ -383,7 +383,7 @@ func (f *follower) restart() error {
 		return err
 	}
 	f.pos.at(f.cur.File, 0)
-	f.emit.at(f.cur.File, 0)
+	f.emit.emitted = 0
 	f.m.Reading(f.cur.File, 0, 0)
 	f.cur.head = readHead(f.cur.File)
 	f.save()
@@ -491,6 +491,6 @@ func (f *follower) readToEOF(checkMark bool) (int64, error) {
 // pinned behind it: after a switch, a truncation or a cut.
 func (f *follower) save() {
 	if f.emit.cp != nil {
-		f.emit.cp.save(f.cur, &f.emit.done, f.pins)
+		f.emit.cp.save(pointOf(f.cur, f.emit.emitted), f.emit.mark(nil), f.pins)
 	}
 }

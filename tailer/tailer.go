@@ -448,13 +448,15 @@ func (t *tailer) follower(path, tag string, opts followOpts) *follower {
 	emit.m = m
 	lr := NewLineReader(emit.maxLine(t.cfg.MaxLine))
 	lr.pool = t.bufs
-	return &follower{
+	f := &follower{
 		path: path, cfg: t.cfg, files: t.files, runs: t.runs, opts: opts, emit: emit, lr: lr, m: m,
 		wait:    waker{idle: t.idle, lr: lr},
 		pins:    &pinner{path: path, files: t.files, log: t.cfg.Log, maxHeld: t.cfg.MaxPinnedBytes, m: m},
 		cuts:    newCutter(t.cfg, path, opts.globbed),
 		stopped: &t.stopped,
 	}
+	emit.read = &f.pos
+	return f
 }
 
 // firstLook lets a follower just started take its first look (open, read, write,
