@@ -150,7 +150,10 @@ func (in *inotify) isClosed() bool { return in.closed.Load() }
 // Events are handled inside one RawConn.Read, which then waits in the poller
 // again: a new Read would forget a readiness the poller saw before it began, so it
 // would have to read before waiting, a read that finds nothing after nearly every
-// batch (one system call in six while a file streams).
+// batch (one system call in six while a file streams). The poller is
+// edge-triggered: it is told of events that come after a read, not of those a
+// read left, so a read that may have left some (its buffer had no room for one
+// more) is followed by another before the wait.
 func (in *inotify) read(handle func(dir string, name []byte, mask uint32)) error {
 	in.handle = handle
 	if err := in.rc.Read(in.readRaw); err != nil {
@@ -159,11 +162,14 @@ func (in *inotify) read(handle func(dir string, name []byte, mask uint32)) error
 	if in.errno != 0 {
 		return fmt.Errorf("read inotify: %w", in.errno)
 	}
-	return errors.New("read inotify: end of file") // never: it would be read again and again
+	return errors.New("read inotify: end of file")
 }
 
-// readOnce reads the instance, fd, into buf once and hands out the events it read,
-// for RawConn.Read: false (nothing more for now) waits in the poller; true, a
+// maxEvent is the largest event the kernel hands out: a header and a name.
+const maxEvent = unix.SizeofInotifyEvent + unix.NAME_MAX + 1
+
+// readOnce reads the instance, fd, into buf and hands out the events it read, until
+// the kernel holds none, for RawConn.Read: false waits in the poller; true, a
 // failure (errno) or the end of the file, ends the read.
 func (in *inotify) readOnce(fd uintptr) bool {
 	for {
@@ -178,7 +184,9 @@ func (in *inotify) readOnce(fd uintptr) bool {
 			return true
 		}
 		in.dispatch(in.buf[:r])
-		return false
+		if len(in.buf)-int(r) >= maxEvent {
+			return false // any event left would have fit: there was none
+		}
 	}
 }
 

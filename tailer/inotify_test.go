@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -265,4 +266,42 @@ func TestInotifyOverflowWatchesAgain(t *testing.T) {
 	defer done()
 	write(t, filepath.Join(dir, "x.log"), "1\n", os.O_APPEND)
 	woken(t, s, "a write in the folder made again")
+}
+
+// More events than one read takes, queued before the reader looks: every one is
+// handed out, not only the first read's (the poller is told only of new events).
+func TestInotifyBacklogLargerThanARead(t *testing.T) {
+	in, err := newInotify()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := in.add(dir); err != nil {
+		t.Fatal(err)
+	}
+	const files = 2000 // about 64 KiB of events: four reads' worth
+	for i := range files {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%04d.log", i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	created := map[string]bool{} // on the reading goroutine only
+	all := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- in.read(func(_ string, name []byte, mask uint32) {
+			if mask&unix.IN_CREATE != 0 && !created[string(name)] {
+				if created[string(name)] = true; len(created) == files {
+					close(all)
+				}
+			}
+		})
+	}()
+	select {
+	case <-all:
+	case <-time.After(10 * time.Second): // hang guard
+		t.Fatal("not every creation was handed out")
+	}
+	in.close()
+	<-done
 }

@@ -170,24 +170,18 @@ func (w *watcher) period() time.Duration {
 // readEvents hands out events until the instance is closed. A read that fails
 // otherwise (it should not) leaves every folder to polling.
 func (w *watcher) readEvents() {
-	handle := w.event // once: a method value is an allocation
-	for {
-		err := w.in.read(handle)
-		if err == nil {
-			continue
-		}
-		if !w.in.isClosed() {
-			w.log.Error("inotify failed, polling every folder", "err", err)
-			w.mu.Lock()
-			w.broken = true
-			for dir := range w.at {
-				w.place(dir)
-			}
-			w.mu.Unlock()
-			notify(w.changed)
-		}
+	err := w.in.read(w.event)
+	if w.in.isClosed() {
 		return
 	}
+	w.log.Error("inotify failed, polling every folder", "err", err)
+	w.mu.Lock()
+	w.broken = true
+	for dir := range w.at {
+		w.place(dir)
+	}
+	w.mu.Unlock()
+	notify(w.changed)
 }
 
 // event handles one inotify event in dir, about name in it (nil: dir itself): a
