@@ -53,6 +53,8 @@ type follower struct {
 	end func(err error)
 	// stopped is when every follower was told to stop, shared.
 	stopped *stopClock
+	// headTimer fires when a look at the head is due (headDue); nil until one is.
+	headTimer *time.Timer
 }
 
 // followOpts says how a path came to be followed.
@@ -271,11 +273,26 @@ func (f *follower) rest(ctx context.Context, n int64) (parked bool, err error) {
 	// wait returns at once for them (park does not park).
 	f.wait.steady()
 	expiry, cut := f.emit.recordExpiry(), f.cuts.C()
+	if f.cur.headOwed && expiry == nil {
+		expiry = f.headDue() // a look at the head is owed: made then, unless a wakeup comes first
+	}
 	if expiry == nil && cut == nil {
 		return f.wait.park(ctx), nil
 	}
 	f.wait.wait(ctx, expiry, cut)
 	return false, nil
+}
+
+// headDue returns a channel that fires when the look at the head skipped last is
+// due (openFile.headStill).
+func (f *follower) headDue() <-chan time.Time {
+	d := time.Until(f.cur.headSeen.Add(headEvery))
+	if f.headTimer == nil {
+		f.headTimer = time.NewTimer(d)
+	} else {
+		f.headTimer.Reset(d)
+	}
+	return f.headTimer.C
 }
 
 // cut lets Config.Cut remove what went out from the front of the file, when its
@@ -432,6 +449,11 @@ func (f *follower) check(renamed bool) change {
 			return truncated
 		}
 		return unchanged
+	}
+	// A look at the head owed comes first: a file refilled and then renamed away
+	// is read again from its head, not drained from our offset.
+	if f.cur.headOwed && !f.cur.headLook() {
+		return truncated
 	}
 	info, err := os.Stat(f.path)
 	if err != nil {

@@ -163,27 +163,42 @@ func testFollowTruncated(t *testing.T, writes bool) {
 }
 
 // Lines all alike under a banner that differs: only the head tells the refill, and
-// the head is looked at once per headEvery at most. The refill is then read from
-// its head, at once or at the next look, after what was read past our offset:
-// nothing is lost, and what is repeated is at most the refill past our offset.
+// the head is looked at once per headEvery at most. The refill is read from its
+// head, at once or when the look skipped is due, by the follower's own timer, or
+// before a rename is taken for a rotation: nothing is lost, and what is repeated is
+// at most the refill past our offset.
 func TestFollowRefilledOnlyTheHeadTells(t *testing.T) {
-	line := counted("GET /healthz 200", 0)
-	old := counted("# app started, run", 1) + strings.Repeat(line, 30)
-	refill := counted("# app started, run", 2) + strings.Repeat(line, 60)
-	path := filepath.Join(t.TempDir(), "app.log")
-	write(t, path, old, os.O_APPEND)
-	s := startStepped(t, path, Config{})
-	s.writes = true // the worst case: the read checks the mark, not the name
-	s.waitFor(t, old)
-	s.step(t) // a look at the head just now: the next is most likely skipped
-	write(t, path, refill, os.O_TRUNC)
-	at, late := old+refill, old+refill[len(old):]+refill
-	deadline := time.Now().Add(10 * time.Second) // hang guard
-	for got := s.out.String(); got != at && got != late; got = s.out.String() {
-		if time.Now().After(deadline) || !strings.HasPrefix(late, got) {
-			t.Fatalf("output %q,\nwant %q\nor %q", got, at, late)
-		}
-		s.step(t)
+	for _, renamed := range []bool{false, true} {
+		t.Run(map[bool]string{false: "then idle", true: "then renamed away"}[renamed], func(t *testing.T) {
+			line := counted("GET /healthz 200", 0)
+			old := counted("# app started, run", 1) + strings.Repeat(line, 30)
+			refill := counted("# app started, run", 2) + strings.Repeat(line, 60)
+			path := filepath.Join(t.TempDir(), "app.log")
+			write(t, path, old, os.O_APPEND)
+			s := startStepped(t, path, Config{Settle: time.Nanosecond})
+			s.writes = true // the worst case: the read checks the mark, not the name
+			s.waitFor(t, old)
+			s.step(t) // a look at the head just now: the next is most likely skipped
+			write(t, path, refill, os.O_TRUNC)
+			s.step(t) // one wakeup, for the write: no other is given below
+			var next string
+			if renamed {
+				next = counted("# app started, run", 3)
+				if err := os.Rename(path, path+".1"); err != nil {
+					t.Fatal(err)
+				}
+				write(t, path, next, os.O_APPEND)
+				s.writes = false
+				s.step(t)
+			}
+			at, late := old+refill+next, old+refill[len(old):]+refill+next
+			for got := s.out.String(); got != at && got != late; got = s.out.String() {
+				if !strings.HasPrefix(late, got) && !strings.HasPrefix(at, got) {
+					t.Fatalf("output %q,\nwant %q\nor %q", got, at, late)
+				}
+				s.waitIdle(t) // the follower's own wakeups: its timer, a file it found
+			}
+		})
 	}
 }
 

@@ -71,8 +71,10 @@ type openFile struct {
 	// raw says reads are raw system calls (rawcall.go): a regular file on a
 	// filesystem that keeps it in the page cache.
 	raw bool
-	// headSeen is when the head was last found in place (headStill).
+	// headSeen is when the head was last found in place; headOwed says a look
+	// was skipped since (headStill).
 	headSeen time.Time
+	headOwed bool
 }
 
 // headEvery is how often at most a streaming file's head is looked at.
@@ -82,18 +84,24 @@ const headEvery = 50 * time.Millisecond
 // once per headEvery: a look is a system call, and while a file streams it would
 // be one more per wakeup (7 % of the CPU at 20 MB/s). Every read checks the mark
 // before our offset anyway, which finds a refill past the offset unless its 1 KiB
-// there is the same as what we read; one only the head tells apart is found at
-// the next look and read again from its head: its lines come up to headEvery late
-// and those read past our offset twice, none is lost.
+// there is the same as what we read. A look skipped is owed: the follower does not
+// park, or take a rename for a rotation, before it is made (headLook), so a refill
+// only the head tells is read again from its head at most headEvery late; the
+// lines read past our offset meanwhile come twice, none is lost.
 func (o *openFile) headStill() bool {
-	now := time.Now()
-	if now.Sub(o.headSeen) < headEvery {
+	if time.Since(o.headSeen) < headEvery {
+		o.headOwed = true
 		return true
 	}
+	return o.headLook()
+}
+
+// headLook looks at the head now.
+func (o *openFile) headLook() bool {
 	if !o.head.in(o) {
 		return false
 	}
-	o.headSeen = now
+	o.headSeen, o.headOwed = time.Now(), false
 	return true
 }
 
