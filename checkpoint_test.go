@@ -345,6 +345,12 @@ func TestCheckpointRandomKills(t *testing.T) {
 			}
 			close(stop)
 			want := <-total
+			// One line after the writer stopped: the last killed run may have
+			// written all it wrote, and the last run must have a line to wait for.
+			f := openAppend(t, path)
+			f.Write(g.next(1))
+			f.Close()
+			want++
 			p = start(t, args...)
 			stopAtLast(t, p, want-1, "the last run")
 			checkRuns(t, append(runs, p.output()), want)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -113,7 +114,7 @@ func (p filePoint) matches(o *openFile) bool {
 
 func (c *Checkpoints) file(path string) string { return c.name(path) + ".json" }
 
-// posFile holds the word of path's offset.
+// posFile holds path's offset and the mark before it.
 func (c *Checkpoints) posFile(path string) string { return c.name(path) + ".pos" }
 
 func (c *Checkpoints) name(path string) string {
@@ -139,7 +140,7 @@ func (c *Checkpoints) load(path string) (cp checkpoint, found bool, err error) {
 		if ok && gen == cp.Gen {
 			cp.Files[0].Offset, cp.Files[0].mark = off, mark
 		}
-		cp.posCorrupt = !ok
+		cp.posCorrupt = !ok && len(data) > 0 // empty: made, never written (killed right after the first save)
 	}
 	return cp, true, nil
 }
@@ -239,11 +240,10 @@ type checkpointer struct {
 	path    string
 	log     *slog.Logger
 	gen     uint16
-	pos     *os.File        // NAME.pos, open for the writes after each output write
-	posRaw  bool            // pos is on a page-cached filesystem: its writes are raw (rawcall.go)
-	header  [posHeader]byte // written to NAME.pos before the mark
-	warned  bool            // a failed save was reported
-	resumed bool            // the checkpoint was looked at: only the first file opened resumes
+	pos     *os.File // NAME.pos, open for the writes after each output write
+	posRaw  bool     // pos is on a page-cached filesystem: its writes are raw (rawcall.go)
+	warned  bool     // a failed save was reported
+	resumed bool     // the checkpoint was looked at: only the first file opened resumes
 	m       *FileMetrics
 }
 
@@ -293,8 +293,11 @@ func (c *checkpointer) wrote(off int64, mark []byte) {
 	if c == nil || c.pos == nil {
 		return
 	}
-	c.header = packPos(c.gen, off, len(mark))
-	_, err := retryEINTR(func() (int, error) { return pwriteTwo(int(c.pos.Fd()), c.header[:], mark, 0, c.posRaw) })
+	header := packPos(c.gen, off, len(mark))
+	n, err := retryEINTR(func() (int, error) { return pwriteTwo(int(c.pos.Fd()), header[:], mark, 0, c.posRaw) })
+	if err == nil && n < len(header)+len(mark) {
+		err = io.ErrShortWrite // a new header over an old mark's end: a restart would read the file again
+	}
 	if err != nil {
 		c.warn(err)
 	}

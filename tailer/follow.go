@@ -69,7 +69,7 @@ type followOpts struct {
 // the follower holds no goroutine (waker.park): its state is all in its struct,
 // and the next wakeup starts a goroutine that goes on where it stopped.
 func (f *follower) start(ctx context.Context, w *watcher, done func(error)) {
-	stopCP := f.emit.cp.start() // the offset word is written until the end: its file closes last
+	stopCP := f.emit.cp.start() // the offset is written until the end: its file closes last
 	f.wait.w, f.wait.sub = w, newSubscription(f.pins.pin)
 	resume := func() { f.resume(ctx) } // made once: a closure made at each wakeup is an allocation
 	f.wait.sub.woken = func() {
@@ -249,6 +249,13 @@ func (f *follower) follow(ctx context.Context) (change, error) {
 			if err := f.drain(ctx, f.pins.replaced(f.cur)); err != nil {
 				return c, err
 			}
+			if ctx.Err() != nil {
+				// The app may still be writing to the file it renamed (logrotate's
+				// create mode): its last line gets the same wait.
+				if _, err := f.awaitLineEnd(); err != nil {
+					return c, err
+				}
+			}
 			f.m.Replaced(f.cur.File)
 			if f.pins.count() > 0 {
 				f.cfg.Log.Info("file rotated, following the new file", "path", f.path)
@@ -324,6 +331,8 @@ func (f *follower) shutdown() (change, error) {
 	c := f.check(true)
 	for {
 		if c == truncated {
+			f.m.Rotation(RotationTruncate)
+			f.cfg.Log.Info("file truncated, reading from its start", "path", f.path)
 			if err := f.restart(); err != nil {
 				return c, err
 			}
@@ -357,21 +366,26 @@ func (f *follower) shutdown() (change, error) {
 // with the rest of it, a line of its own. Every file's wait ends
 // Config.LineEndWait after the signal (a file replaced by another, or read after a
 // backlog, waits less or not at all): then what has not come goes out as it is,
-// never dropped. refilled reports that the file was truncated meanwhile.
+// never dropped. The wait is for that line only: lines after it may end in a piece
+// too. refilled reports that the file was truncated meanwhile.
 func (f *follower) awaitLineEnd() (refilled bool, err error) {
 	if f.lr.Buffered() == 0 || f.cfg.LineEndWait <= 0 || !f.cur.info.Mode().IsRegular() {
 		return false, nil
 	}
-	left := time.Until(f.stopped.at().Add(f.cfg.LineEndWait))
+	deadline := f.stopped.at().Add(f.cfg.LineEndWait)
+	left := time.Until(deadline)
 	if left <= 0 {
 		return false, nil
 	}
 	f.cfg.Log.Info("file ends in the middle of a line: waiting for its end", "path", f.path, "max", left.Round(time.Millisecond))
 	timer := time.NewTimer(left)
 	defer timer.Stop()
-	end := time.Now().Add(left)
-	for f.lr.Buffered() > 0 && time.Now().Before(end) {
-		// ctx is done: only a write to the file or the timer ends the wait.
+	// The line's bytes so far end at held: it is whole once the reader holds no
+	// byte before that (what it holds is the last line's piece).
+	held := f.pos.off
+	for f.pos.off-int64(f.lr.Buffered()) < held && time.Now().Before(deadline) {
+		// ctx is done: only a write to the file or the timer ends the wait; the
+		// timer fires at the deadline or after it.
 		f.wait.wait(context.Background(), timer.C, nil)
 		if _, err := f.readToEOF(true); err != nil || f.src.refilled {
 			return f.src.refilled, err

@@ -12,7 +12,7 @@ import (
 
 // The system calls a wakeup of a followed file makes (the read of the inotify
 // instance, the look at the head, the read, the write to stdout, the checkpoint's
-// word) are raw: made with RawSyscall, without the runtime's entersyscall. That
+// offset) are raw: made with RawSyscall, without the runtime's entersyscall. That
 // entry wakes the runtime's monitor thread (sysmon) from the sleep it takes while
 // the process is idle, and it then polls every 20 µs until the process is idle
 // again: two or three more thread switches at every wakeup, which cost more than
@@ -31,7 +31,7 @@ import (
 //     counted (another writer, a packet-mode pipe) cannot hold the process; what
 //     is left goes the usual way (Output.sendCareful), which sleeps outside the
 //     scheduler's hold;
-//   - the ioctl that asks for the pipe's room, and the checkpoint word's write on
+//   - the ioctl that asks for the pipe's room, and the checkpoint offset's write on
 //     such a filesystem.
 // Any other call is made the usual way.
 
