@@ -603,6 +603,30 @@ func waitsOnPipe(pid int) bool {
 	return false
 }
 
+// SIGTERM while a file renamed away is drained (logrotate's create mode: the app
+// still writes to it until it reopens), and it ends in the middle of a line: that
+// line gets the wait too, and goes out whole before the new file's lines.
+func TestTermWhileDrainingRenamedHalfLine(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	app := openAppend(t, path)
+	defer app.Close()
+	app.WriteString("one\ntwo, a piece")
+	p := start(t, "--settle=1h", path)
+	p.waitLines(t, 1)
+	rename(t, path, path+".1")
+	os.WriteFile(path, []byte("new\n"), 0o644)
+	p.cmd.Process.Signal(unix.SIGTERM)
+	waitUntil(t, func() bool { return strings.Contains(p.stderr.String(), "middle of a line") }, p.stderr.String)
+	app.WriteString(" and its end\n")
+	if code := p.wait(t); code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", code, p.stderr.String())
+	}
+	if got, want := p.output(), []string{"one\n", "two, a piece and its end\n", "new\n"}; !slices.Equal(got, want) {
+		t.Fatalf("output %q, want %q", got, want)
+	}
+}
+
 // Files rotated away, each ending in the middle of a line, are drained at SIGTERM
 // one after another: their waits for a line's end share one deadline from the
 // signal, so the drain ends within --drain-timeout.
@@ -645,11 +669,12 @@ func TestTermWhileLineHalfWritten(t *testing.T) {
 	for _, c := range []struct {
 		name    string
 		endsIn  bool // the line's end is written while sidetail waits for it
+		refill  bool // the file is truncated and refilled instead
 		drainTO string
 	}{
-		{"end comes", true, "--drain-timeout=60s"},
-		{"end never comes", false, "--drain-timeout=400ms"},
-		{"truncated and refilled meanwhile", false, "--drain-timeout=60s"},
+		{"end comes", true, false, "--drain-timeout=60s"},
+		{"end never comes", false, false, "--drain-timeout=400ms"},
+		{"truncated and refilled meanwhile", false, true, "--drain-timeout=60s"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "app.log")
@@ -667,16 +692,18 @@ func TestTermWhileLineHalfWritten(t *testing.T) {
 				f.Write(lines[cut:])
 			}
 			refill := &lineGen{stream: "r"}
-			if c.name == "truncated and refilled meanwhile" {
+			if c.refill {
 				// Past the old offset: read on from there, the piece would be glued
 				// to a line of the refill, and the refill's head lost.
-				f.Truncate(0)
+				if err := f.Truncate(0); err != nil {
+					t.Fatal(err)
+				}
 				f.Write(refill.next(30))
 			}
 			if code := p1.wait(t); code != 0 {
 				t.Fatalf("exit %d; stderr:\n%s", code, p1.stderr.String())
 			}
-			if refill.seq > 0 {
+			if c.refill {
 				// The piece alone, then the refill from its head, once: in this run
 				// if its write came before the truncation was seen, else after a
 				// restart.

@@ -91,15 +91,21 @@ func TestMarkAfterRotationBlanks(t *testing.T) {
 			}
 			defer f.Close()
 			if c.refill {
-				f.Truncate(0)
-				f.WriteAt(bytes.ReplaceAll(data, []byte("line 0001"), []byte("LINE 0001")), 0)
+				if err := f.Truncate(0); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := f.WriteAt(bytes.ReplaceAll(data, []byte("line 0001"), []byte("LINE 0001")), 0); err != nil {
+					t.Fatal(err)
+				}
 			} else {
 				// As rotate/cut.go does it: blanks up to the end of the last line
 				// that went out, then a hole up to the block below it.
 				cut := c.to &^ 4095
 				blank := bytes.Repeat([]byte(" "), int(c.to-cut))
 				blank[len(blank)-1] = '\n'
-				f.WriteAt(blank, cut)
+				if _, err := f.WriteAt(blank, cut); err != nil {
+					t.Fatal(err)
+				}
 				if err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, cut); err != nil {
 					t.Fatal(err)
 				}
@@ -113,5 +119,29 @@ func TestMarkAfterRotationBlanks(t *testing.T) {
 				t.Fatalf("truncated: %v, want %v", got, c.want)
 			}
 		})
+	}
+}
+
+// NAME.pos is made before the first offset is written: empty, it is no corrupt one.
+func TestLoadEmptyOffsetFile(t *testing.T) {
+	cps, err := OpenCheckpoints(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const path = "/logs/app.log"
+	if err := cps.save(checkpoint{Path: path, Files: []filePoint{{Offset: 42}}, Gen: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		pos     []byte
+		corrupt bool
+	}{{nil, false}, {[]byte{1, 2, 3}, true}} {
+		if err := os.WriteFile(cps.posFile(path), c.pos, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cp, found, err := cps.load(path)
+		if !found || err != nil || cp.posCorrupt != c.corrupt || cp.Files[0].Offset != 42 {
+			t.Fatalf("pos %v: found %v, err %v, corrupt %v, offset %d", c.pos, found, err, cp.posCorrupt, cp.Files[0].Offset)
+		}
 	}
 }

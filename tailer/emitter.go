@@ -27,8 +27,8 @@ type emitter struct {
 	timeout  time.Duration
 }
 
-func newEmitter(cfg *Config, out *Output, cp *checkpointer, tag, path string) *emitter {
-	e := &emitter{out: out, cp: cp, enc: newEncoder(cfg.Format, tag, path)}
+func newEmitter(cfg *Config, out *Output, cp *checkpointer, read *position, tag, path string) *emitter {
+	e := &emitter{out: out, cp: cp, read: read, enc: newEncoder(cfg.Format, tag, path)}
 	if re := cfg.Multiline.pattern(tag); re != nil {
 		e.rec = &recorder{start: re, max: cfg.Multiline.MaxRecord}
 		e.timeout = cfg.Multiline.Timeout

@@ -405,6 +405,10 @@ func TestResumeAfterUncheckpointedCut(t *testing.T) {
 // after a write would write the inode.
 func TestReadKeepsAccessTime(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "app.log")
+	var fs unix.Statfs_t
+	if err := unix.Statfs(filepath.Dir(path), &fs); err != nil || fs.Flags&unix.ST_NOATIME != 0 {
+		t.Skipf("the temp folder's filesystem keeps no access times (%v)", err)
+	}
 	write(t, path, "one\n", 0)
 	old := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
 	if err := os.Chtimes(path, old, time.Time{}); err != nil { // older than the mtime: relatime would update it

@@ -444,18 +444,18 @@ func (t *tailer) follower(path, tag string, opts followOpts) *follower {
 	if cp != nil {
 		cp.m = m
 	}
-	emit := newEmitter(t.cfg, t.out, cp, tag, path)
+	f := &follower{} // first: its emitter takes marks from its read position
+	emit := newEmitter(t.cfg, t.out, cp, &f.pos, tag, path)
 	emit.m = m
 	lr := NewLineReader(emit.maxLine(t.cfg.MaxLine))
 	lr.pool = t.bufs
-	f := &follower{
+	*f = follower{
 		path: path, cfg: t.cfg, files: t.files, runs: t.runs, opts: opts, emit: emit, lr: lr, m: m,
 		wait:    waker{idle: t.idle, lr: lr},
 		pins:    &pinner{path: path, files: t.files, log: t.cfg.Log, maxHeld: t.cfg.MaxPinnedBytes, m: m},
 		cuts:    newCutter(t.cfg, path, opts.globbed),
 		stopped: &t.stopped,
 	}
-	emit.read = &f.pos
 	return f
 }
 
