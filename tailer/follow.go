@@ -53,7 +53,8 @@ type follower struct {
 	end func(err error)
 	// stopped is when every follower was told to stop, shared.
 	stopped *stopClock
-	// headTimer fires when a look at the head is due (headDue); nil until one is.
+	// headTimer wakes the follower when a look at the head is due (wakeForHead);
+	// nil until one is.
 	headTimer *time.Timer
 }
 
@@ -279,10 +280,10 @@ func (f *follower) rest(ctx context.Context, n int64) (parked bool, err error) {
 	// Bytes written after our last read raise an event, which is pending by now:
 	// wait returns at once for them (park does not park).
 	f.wait.steady()
-	expiry, cut := f.emit.recordExpiry(), f.cuts.C()
-	if f.cur.headOwed && expiry == nil {
-		expiry = f.headDue() // a look at the head is owed: made then, unless a wakeup comes first
+	if f.cur.headOwed {
+		f.wakeForHead()
 	}
+	expiry, cut := f.emit.recordExpiry(), f.cuts.C()
 	if expiry == nil && cut == nil {
 		return f.wait.park(ctx), nil
 	}
@@ -290,16 +291,16 @@ func (f *follower) rest(ctx context.Context, n int64) (parked bool, err error) {
 	return false, nil
 }
 
-// headDue returns a channel that fires when the look at the head skipped last is
-// due (openFile.headStill).
-func (f *follower) headDue() <-chan time.Time {
+// wakeForHead wakes the follower, parked or waiting, when the look at the head it
+// skipped last is due (openFile.headStill), unless a wakeup comes first: a timer
+// that only wakes, so the follower still parks.
+func (f *follower) wakeForHead() {
 	d := time.Until(f.cur.headSeen.Add(headEvery))
 	if f.headTimer == nil {
-		f.headTimer = time.NewTimer(d)
-	} else {
-		f.headTimer.Reset(d)
+		f.headTimer = time.AfterFunc(d, f.wait.sub.wakeUp)
+		return
 	}
-	return f.headTimer.C
+	f.headTimer.Reset(d)
 }
 
 // cut lets Config.Cut remove what went out from the front of the file, when its
