@@ -280,8 +280,8 @@ func (f *follower) rest(ctx context.Context, n int64) (parked bool, err error) {
 	// Bytes written after our last read raise an event, which is pending by now:
 	// wait returns at once for them (park does not park).
 	f.wait.steady()
-	if f.cur.headOwed {
-		f.wakeForHead()
+	if f.cur.headOwed && n > 0 {
+		f.wakeForHead() // only bytes read past a skipped look can be a refill's
 	}
 	expiry, cut := f.emit.recordExpiry(), f.cuts.C()
 	if expiry == nil && cut == nil {
