@@ -84,10 +84,12 @@ const headEvery = 50 * time.Millisecond
 // once per headEvery: a look is a system call, and while a file streams it would
 // be one more per wakeup (7 % of the CPU at 20 MB/s). Every read checks the mark
 // before our offset anyway, which finds a refill past the offset unless its 1 KiB
-// there is the same as what we read. A look skipped is owed: the follower does not
-// park, or take a rename for a rotation, before it is made (headLook), so a refill
-// only the head tells is read again from its head at most headEvery late; the
-// lines read past our offset meanwhile come twice, none is lost.
+// there is the same as what we read. A look skipped is owed (headLook): after
+// bytes were read past it the follower is woken when it is due, and a rename is
+// not taken for a rotation before it, so a refill only the head tells is read again
+// from its head at most headEvery late; the lines read past our offset meanwhile
+// come twice, none is lost. (With nothing read past it, the look waits for the
+// next wakeup: the safety look at the latest.)
 func (o *openFile) headStill() bool {
 	if time.Since(o.headSeen) < headEvery {
 		o.headOwed = true
