@@ -454,6 +454,12 @@ func (f *follower) drain(ctx context.Context, replaced time.Time) error {
 // changed (renamed); otherwise the path still names the file, and only truncation
 // is looked for.
 func (f *follower) check(renamed bool) change {
+	// A look at the head owed comes before a change of file: a file refilled and
+	// then renamed away or replaced is read again from its head, not drained from
+	// our offset.
+	if f.cur.headOwed && (renamed || f.pins.count() > 0) && !f.cur.headLook() {
+		return truncated
+	}
 	if !renamed && f.pos.marked() {
 		if f.pins.count() > 0 {
 			return replaced
@@ -464,11 +470,6 @@ func (f *follower) check(renamed bool) change {
 			return truncated
 		}
 		return unchanged
-	}
-	// A look at the head owed comes first: a file refilled and then renamed away
-	// is read again from its head, not drained from our offset.
-	if f.cur.headOwed && !f.cur.headLook() {
-		return truncated
 	}
 	info, err := os.Stat(f.path)
 	if err != nil {
