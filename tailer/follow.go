@@ -53,9 +53,6 @@ type follower struct {
 	end func(err error)
 	// stopped is when every follower was told to stop, shared.
 	stopped *stopClock
-	// headTimer wakes the follower when a look at the head is due (wakeForHead);
-	// nil until one is.
-	headTimer *time.Timer
 }
 
 // followOpts says how a path came to be followed.
@@ -280,27 +277,12 @@ func (f *follower) rest(ctx context.Context, n int64) (parked bool, err error) {
 	// Bytes written after our last read raise an event, which is pending by now:
 	// wait returns at once for them (park does not park).
 	f.wait.steady()
-	if f.cur.headOwed && n > 0 {
-		f.wakeForHead() // only bytes read past a skipped look can be a refill's
-	}
 	expiry, cut := f.emit.recordExpiry(), f.cuts.C()
 	if expiry == nil && cut == nil {
 		return f.wait.park(ctx), nil
 	}
 	f.wait.wait(ctx, expiry, cut)
 	return false, nil
-}
-
-// wakeForHead wakes the follower, parked or waiting, when the look at the head it
-// skipped last is due (openFile.headStill), unless a wakeup comes first: a timer
-// that only wakes, so the follower still parks.
-func (f *follower) wakeForHead() {
-	d := time.Until(f.cur.headSeen.Add(headEvery))
-	if f.headTimer == nil {
-		f.headTimer = time.AfterFunc(d, f.wait.sub.wakeUp)
-		return
-	}
-	f.headTimer.Reset(d)
 }
 
 // cut lets Config.Cut remove what went out from the front of the file, when its
@@ -454,19 +436,13 @@ func (f *follower) drain(ctx context.Context, replaced time.Time) error {
 // changed (renamed); otherwise the path still names the file, and only truncation
 // is looked for.
 func (f *follower) check(renamed bool) change {
-	// A look at the head owed comes before a change of file: a file refilled and
-	// then renamed away or replaced is read again from its head, not drained from
-	// our offset.
-	if f.cur.headOwed && (renamed || f.pins.count() > 0) && !f.cur.headLook() {
-		return truncated
-	}
 	if !renamed && f.pos.marked() {
 		if f.pins.count() > 0 {
 			return replaced
 		}
 		// The size is not known: a file cut below our offset shows in the mark,
 		// which is then not all there; the read that follows checks it.
-		if !f.cur.headStill() {
+		if !f.cur.head.in(f.cur) {
 			return truncated
 		}
 		return unchanged

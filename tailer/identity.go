@@ -71,40 +71,6 @@ type openFile struct {
 	// raw says reads are raw system calls (rawcall.go): a regular file on a
 	// filesystem that keeps it in the page cache.
 	raw bool
-	// headSeen is when the head was last found in place; headOwed says a look
-	// was skipped since (headStill).
-	headSeen time.Time
-	headOwed bool
-}
-
-// headEvery is how often at most a streaming file's head is looked at.
-const headEvery = 50 * time.Millisecond
-
-// headStill reports whether the file still starts with its head, looking at most
-// once per headEvery: a look is a system call, and while a file streams it would
-// be one more per wakeup (7 % of the CPU at 20 MB/s). Every read checks the mark
-// before our offset anyway, which finds a refill past the offset unless its 1 KiB
-// there is the same as what we read. A look skipped is owed (headLook): after
-// bytes were read past it the follower is woken when it is due, and a rename is
-// not taken for a rotation before it, so a refill only the head tells is read again
-// from its head at most headEvery late; the lines read past our offset meanwhile
-// come twice, none is lost. (With nothing read past it, the look waits for the
-// next wakeup: the safety look at the latest.)
-func (o *openFile) headStill() bool {
-	if time.Since(o.headSeen) < headEvery {
-		o.headOwed = true
-		return true
-	}
-	return o.headLook()
-}
-
-// headLook looks at the head now.
-func (o *openFile) headLook() bool {
-	if !o.head.in(o) {
-		return false
-	}
-	o.headSeen, o.headOwed = time.Now(), false
-	return true
 }
 
 // readAt reads like pread(2) at off: a short read is the file's end.
