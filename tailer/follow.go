@@ -447,6 +447,12 @@ func (f *follower) check(renamed bool) change {
 		}
 		return unchanged
 	}
+	// Before a change of names is taken for a rotation: the file may have been
+	// truncated and refilled first, and the drain that follows reads on from our
+	// offset. (Its size is not known here: a cut shows in the mark.)
+	if f.pos.truncated(f.cur, -1, f.cur.head) {
+		return truncated
+	}
 	info, err := os.Stat(f.path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
