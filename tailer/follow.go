@@ -471,7 +471,7 @@ func (f *follower) check(renamed bool) change {
 	if f.pins.count() > 0 {
 		return replaced
 	}
-	if f.pos.truncated(f.cur, info.Size(), f.cur.head) {
+	if info.Size() < f.pos.off { // head and mark were checked above
 		return truncated
 	}
 	return unchanged
