@@ -194,6 +194,17 @@ func rename(t *testing.T, from, to string) {
 	}
 }
 
+// stateFile returns the one file matching pattern in the default state dir of the
+// files in dir.
+func stateFile(t *testing.T, dir, pattern string) string {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, ".sidetail", pattern))
+	if len(files) != 1 {
+		t.Fatalf("state files %s: %v", pattern, files)
+	}
+	return files[0]
+}
+
 func TestCheckpointCorrupt(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.log")
@@ -202,12 +213,9 @@ func TestCheckpointCorrupt(t *testing.T) {
 	p1 := start(t, path)
 	p1.waitLines(t, 100)
 	p1.stop(t)
-	cps, _ := filepath.Glob(filepath.Join(dir, ".sidetail", "*.json"))
-	if len(cps) != 1 {
-		t.Fatalf("checkpoint files: %v", cps)
-	}
-	data, _ := os.ReadFile(cps[0])
-	os.WriteFile(cps[0], data[:len(data)/2], 0o644)
+	cp := stateFile(t, dir, "*.json")
+	data, _ := os.ReadFile(cp)
+	os.WriteFile(cp, data[:len(data)/2], 0o644)
 
 	p2 := start(t, path)
 	p2.waitLines(t, 100) // from the head again
@@ -232,11 +240,7 @@ func TestCheckpointOffsetCorrupt(t *testing.T) {
 	p1 := start(t, path)
 	p1.waitLines(t, 100)
 	p1.stop(t)
-	pos, _ := filepath.Glob(filepath.Join(dir, ".sidetail", "*.pos"))
-	if len(pos) != 1 {
-		t.Fatalf("offset files: %v", pos)
-	}
-	if err := os.Truncate(pos[0], 5); err != nil {
+	if err := os.Truncate(stateFile(t, dir, "*.pos"), 5); err != nil {
 		t.Fatal(err)
 	}
 	f.Write(g.next(10))
