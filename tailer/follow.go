@@ -409,7 +409,7 @@ func (f *follower) restart() error {
 // app later, and the app keeps writing to the renamed file until it reopens. Files
 // that take the path meanwhile are pinned.
 func (f *follower) drain(ctx context.Context, replaced time.Time) error {
-	f.wait.anyWrite() // before the first read: a write after it must wake us
+	f.wait.drainWrites(f.cur.File) // before the first read: a write after it must wake us
 	quietUntil := replaced.Add(f.cfg.Settle)
 	timer := time.NewTimer(0)
 	defer timer.Stop()

@@ -75,7 +75,7 @@ func (s *stepped) step(t *testing.T) {
 	if s.writes {
 		s.w.notifyWrite(s.dir, nil)
 	} else {
-		s.w.notify(s.dir)
+		s.w.notify(s.dir, nil, false)
 	}
 	s.waitIdle(t)
 }

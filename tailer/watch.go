@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,6 +41,20 @@ type subscription struct {
 	// a write to another file of the folder (another app's log, our own stdout
 	// when it is a FIFO there) wakes no one else. nil: every write wakes.
 	writes atomic.Pointer[[2]string]
+	// renames, when set, are the names whose creation, removal or renaming pins
+	// and wakes: the path's, its link target's and those of the links among its
+	// folders. A thousand files of one folder rotated at once then cost a stat
+	// each, not a thousand: the watcher pins them in turn, and fell seconds behind
+	// a rotation, long enough for the next file to be rotated away unseen. nil:
+	// every name pins and wakes (a glob's scanner).
+	renames atomic.Pointer[[]string]
+	// created, if not nil, is given each name created in (or moved into) a
+	// subscribed directory, on the watcher's goroutine, before the wakeup; other
+	// changes of names then wake s only when they are not known one by one (a
+	// folder's own event, lost events, a poll), and set named. A glob's scanner
+	// looks at those names, not at the whole folder each time: a thousand files
+	// rotated at once made a thousand matches of a folder of thousands.
+	created func(name []byte)
 	// woken, if not nil, is called after each wakeup is sent: a parked follower
 	// has no goroutine to receive it, and woken starts one.
 	woken func()
@@ -69,6 +84,21 @@ func (s *subscription) wants(name []byte) bool {
 	return only == nil || name == nil || string(name) == only[0] || string(name) == only[1]
 }
 
+// concerns reports whether a change of name (nil: of the folder itself, or not
+// known) pins and wakes s.
+func (s *subscription) concerns(name []byte) bool {
+	only := s.renames.Load()
+	if only == nil || name == nil {
+		return true
+	}
+	for _, n := range *only {
+		if string(name) == n { // no copy of name
+			return true
+		}
+	}
+	return false
+}
+
 // noWrites is a writes filter that no name passes: a glob's scanner looks for
 // new names only.
 var noWrites = &[2]string{}
@@ -84,7 +114,12 @@ type watcher struct {
 	safety    time.Duration
 	changed   chan struct{} // whether any directory is polled changed
 
-	mu   sync.Mutex
+	mu sync.Mutex
+	// subs are each directory's subscribers. A list is never changed, only
+	// replaced: events are handed out from it after the lock is let go. Handed out
+	// under the lock, a thousand followers ending at once (a glob's files all
+	// rotated away) queued for it behind every event, and the events fell seconds
+	// behind: long enough for files to come and go unseen.
 	subs map[string][]*subscription
 	// broken is set when inotify failed after it was set up: every folder is
 	// polled from then on.
@@ -229,15 +264,15 @@ func (w *watcher) event(dir string, name []byte, mask uint32) {
 	}
 	w.mu.Unlock()
 	// A subscribed folder that came back or went changed wholesale.
-	w.notify(path)
-	w.notify(in)
+	w.notify(path, nil, false)
+	w.notify(in, name, created)
 }
 
 // Subscribe makes s receive wakeups for changes in dir.
 func (w *watcher) Subscribe(dir string, s *subscription) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.subs[dir] = append(w.subs[dir], s)
+	w.subs[dir] = append(slices.Clip(w.subs[dir]), s) // a new list
 	if _, placed := w.at[dir]; !placed {
 		w.place(dir)
 	}
@@ -247,13 +282,7 @@ func (w *watcher) Subscribe(dir string, s *subscription) {
 func (w *watcher) Unsubscribe(dir string, s *subscription) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	subs := w.subs[dir]
-	for i, c := range subs {
-		if c == s {
-			subs = append(subs[:i], subs[i+1:]...)
-			break
-		}
-	}
+	subs := slices.DeleteFunc(slices.Clone(w.subs[dir]), func(c *subscription) bool { return c == s })
 	if len(subs) > 0 {
 		w.subs[dir] = subs
 		return
@@ -362,33 +391,45 @@ func existingAncestor(dir string) string {
 	}
 }
 
-// notify wakes the subscribers of dir, where names changed, pinning first.
-func (w *watcher) notify(dir string) {
-	w.mu.Lock()
-	subs := append([]*subscription(nil), w.subs[dir]...)
-	w.mu.Unlock()
-	wakeAll(subs, true)
+// notify wakes the subscribers of dir concerned by the change of name in it (nil:
+// all of them), pinning first; created says the name came into dir.
+func (w *watcher) notify(dir string, name []byte, created bool) {
+	for _, s := range w.subscribed(dir) {
+		switch {
+		case s.created != nil && name != nil:
+			if created {
+				s.created(name)
+				s.wakeUp()
+			}
+		case s.concerns(name):
+			wake(s)
+		}
+	}
 }
 
 // notifyWrite wakes the subscribers of dir that want the write to name in it.
-// Waking pins nothing, so it is done under the lock, without a copy of the list.
 func (w *watcher) notifyWrite(dir string, name []byte) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, s := range w.subs[dir] {
+	for _, s := range w.subscribed(dir) {
 		if s.wants(name) {
 			s.wakeUp()
 		}
 	}
 }
 
+// subscribed returns the subscribers of dir, a list no one changes.
+func (w *watcher) subscribed(dir string) []*subscription {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.subs[dir]
+}
+
 // notifyPolled wakes the subscribers of the polled directories.
 func (w *watcher) notifyPolled() {
-	wakeAll(w.subscribers(func(at string) bool { return at == "" }), true)
+	wakeAll(w.subscribers(func(at string) bool { return at == "" }))
 }
 
 // notifyAll wakes every subscriber: the safety poll, or events were lost.
-func (w *watcher) notifyAll() { wakeAll(w.subscribers(func(string) bool { return true }), true) }
+func (w *watcher) notifyAll() { wakeAll(w.subscribers(func(string) bool { return true })) }
 
 // subscribers returns the subscriptions of the directories whose watch (see at)
 // passes keep.
@@ -404,18 +445,21 @@ func (w *watcher) subscribers(keep func(at string) bool) []*subscription {
 	return subs
 }
 
-// wakeAll pins (when names may have changed) and wakes subs, outside the lock: a
-// pin opens files and may subscribe to a link target's folder.
-func wakeAll(subs []*subscription, names bool) {
+// wakeAll pins and wakes subs, outside the lock: a pin opens files and may
+// subscribe to a link target's folder.
+func wakeAll(subs []*subscription) {
 	for _, s := range subs {
-		if names {
-			s.named.Store(true)
-			if s.pin != nil {
-				s.pin()
-			}
-		}
-		s.wakeUp()
+		wake(s)
 	}
+}
+
+// wake tells s that names may have changed: it pins, then wakes.
+func wake(s *subscription) {
+	s.named.Store(true)
+	if s.pin != nil {
+		s.pin()
+	}
+	s.wakeUp()
 }
 
 func notify(c chan struct{}) {
@@ -485,13 +529,18 @@ func (k *waker) watch(path string) {
 			dirs = append(dirs, filepath.Dir(target))
 		}
 	}
-	for _, d := range linkParents(filepath.Dir(path)) {
-		if !slices.Contains(dirs, d) {
+	renames := []string{names[0], names[1]}
+	for _, link := range linkFolders(filepath.Dir(path)) {
+		renames = append(renames, filepath.Base(link))
+		if d := filepath.Dir(link); !slices.Contains(dirs, d) {
 			dirs = append(dirs, d)
 		}
 	}
 	if k.names == nil || *k.names != names {
 		k.names = &names
+	}
+	if old := k.sub.renames.Load(); old == nil || !slices.Equal(*old, renames) {
+		k.sub.renames.Store(&renames)
 	}
 	if strings.Join(dirs, "\x00") == strings.Join(k.dirs, "\x00") {
 		return
@@ -503,19 +552,19 @@ func (k *waker) watch(path string) {
 	k.dirs = dirs
 }
 
-// linkParents returns the folders that hold a symbolic link among the folders of
-// dir, dir included: switching such a link ("current" to a new release) changes
-// what the path names, and raises its event in the folder holding the link, not in
-// the one it pointed to.
-func linkParents(dir string) []string {
-	var parents []string
+// linkFolders returns the symbolic links among the folders of dir, dir included:
+// switching such a link ("current" to a new release) changes what the path names,
+// and raises its event in the folder holding the link, under the link's name, not
+// in the one it pointed to.
+func linkFolders(dir string) []string {
+	var links []string
 	for d := dir; ; {
 		parent := filepath.Dir(d)
 		if parent == d {
-			return parents
+			return links
 		}
 		if info, err := os.Lstat(d); err == nil && info.Mode()&fs.ModeSymlink != 0 {
-			parents = append(parents, parent)
+			links = append(links, d)
 		}
 		d = parent
 	}
@@ -534,9 +583,19 @@ func (k *waker) stop() {
 // the next change of names or safety look: late, never lost.
 func (k *waker) steady() { k.sub.writes.Store(k.names) }
 
-// anyWrite makes every write in the folders wake the follower: while it drains a
-// file rotated away, whose writes come under a name it does not know.
-func (k *waker) anyWrite() { k.sub.writes.Store(nil) }
+// drainWrites makes the writes to file, rotated away, wake the follower while it
+// drains it: under the name it has now, which only the kernel knows (a rotation
+// renamed it within the folder). Every write in the folder woke each draining
+// follower before: a thousand files rotated at once made that a million wakeups,
+// and the events of the next rotation came too late. A file deleted, or moved to
+// another folder, raises no event in ours: the drain's timer reads it.
+func (k *waker) drainWrites(file *os.File) {
+	name := noWrites[0]
+	if link, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(file.Fd()))); err == nil && !strings.HasSuffix(link, " (deleted)") {
+		name = filepath.Base(link)
+	}
+	k.sub.writes.Store(&[2]string{name, name})
+}
 
 // park gives up the follower's goroutine until the next wakeup, where wait would
 // wait for one alone: a goroutine blocked in a wait keeps its stack (4 KiB or

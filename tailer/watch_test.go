@@ -196,8 +196,9 @@ func TestWatchDrainWokenByWritesToRenamed(t *testing.T) {
 }
 
 // A write wakes only the subscribers that follow the file written, and a glob's
-// scanner none: each wakeup of a follower is a look at its file. Names that
-// change wake everyone. Events are handed out in order, so a new name in another
+// scanner none: each wakeup of a follower is a look at its file. A change of
+// names wakes the followers of that name, and the scanner when a name comes in,
+// with the name. Events are handed out in order, so a new name in another
 // folder, once its pin came, says that the events before it were all handed out.
 func TestWatchWritesWakeTheirFile(t *testing.T) {
 	w := newWatcher(slog.New(slog.DiscardHandler), inotifyWhereItWorks, time.Hour)
@@ -210,7 +211,10 @@ func TestWatchWritesWakeTheirFile(t *testing.T) {
 	follower, scanner := newSubscription(nil), newSubscription(nil)
 	barrier := newSubscription(func() { pinned <- struct{}{} })
 	follower.writes.Store(&[2]string{"app.log", "app.log"})
+	follower.renames.Store(&[]string{"app.log", "app.log"})
 	scanner.writes.Store(noWrites)
+	created := make(chan string, 16)
+	scanner.created = func(name []byte) { created <- string(name) }
 	for _, s := range []*subscription{follower, scanner} {
 		w.Subscribe(dir, s)
 	}
@@ -243,17 +247,31 @@ func TestWatchWritesWakeTheirFile(t *testing.T) {
 		return woke
 	}
 	through(func() {}) // the wakeups of the files made above
+	for len(created) > 0 {
+		<-created
+	}
 	for _, c := range []struct {
 		name string
 		did  func()
 		want []bool // follower, scanner
+		news []string
 	}{
-		{"write to another file", func() { write(t, filepath.Join(dir, "access.log"), "x\n", os.O_APPEND) }, []bool{false, false}},
-		{"write to the file", func() { write(t, filepath.Join(dir, "app.log"), "x\n", os.O_APPEND) }, []bool{true, false}},
-		{"a new file", func() { write(t, filepath.Join(dir, "new.log"), "", os.O_APPEND) }, []bool{true, true}},
+		{"write to another file", func() { write(t, filepath.Join(dir, "access.log"), "x\n", os.O_APPEND) }, []bool{false, false}, nil},
+		{"write to the file", func() { write(t, filepath.Join(dir, "app.log"), "x\n", os.O_APPEND) }, []bool{true, false}, nil},
+		{"a new file", func() { write(t, filepath.Join(dir, "new.log"), "", os.O_APPEND) }, []bool{false, true}, []string{"new.log"}},
+		{"another file deleted", func() { os.Remove(filepath.Join(dir, "access.log")) }, []bool{false, false}, nil},
+		{"the file renamed", func() { os.Rename(filepath.Join(dir, "app.log"), filepath.Join(dir, "app.log.1")) }, []bool{true, true}, []string{"app.log.1"}},
+		{"the file back", func() { write(t, filepath.Join(dir, "app.log"), "", os.O_APPEND) }, []bool{true, true}, []string{"app.log"}},
 	} {
 		if got := through(c.did); !slices.Equal(got, c.want) {
 			t.Errorf("%s: woken (follower, scanner) %v, want %v", c.name, got, c.want)
+		}
+		var news []string // sent before the barrier's pin
+		for len(created) > 0 {
+			news = append(news, <-created)
+		}
+		if !slices.Equal(news, c.news) {
+			t.Errorf("%s: the scanner was given %q, want %q", c.name, news, c.news)
 		}
 	}
 }
@@ -325,5 +343,39 @@ func TestParkedFollower(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("a parked follower did not end with its context")
+	}
+}
+
+// While a file rotated away is drained, the writes that wake its follower are
+// those under the name the file has now: with a thousand files of a folder
+// rotated at once, each write woke every draining follower. A file deleted
+// raises no event in the folder, and none wakes it.
+func TestDrainWritesUnderTheNewName(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	write(t, path, "a\n", os.O_APPEND)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	k := &waker{sub: newSubscription(nil)}
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	k.drainWrites(f)
+	for name, want := range map[string]bool{"app.log.1": true, "app.log": false, "access.log": false} {
+		if got := k.sub.wants([]byte(name)); got != want {
+			t.Errorf("renamed: a write to %s wakes: %v, want %v", name, got, want)
+		}
+	}
+	if err := os.Remove(path + ".1"); err != nil {
+		t.Fatal(err)
+	}
+	k.drainWrites(f)
+	for _, name := range []string{"app.log.1", "app.log", "app.log.1 (deleted)"} {
+		if k.sub.wants([]byte(name)) {
+			t.Errorf("deleted: a write to %q wakes", name)
+		}
 	}
 }
