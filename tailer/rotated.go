@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/sidetail/sidetail/internal/fileid"
 	"golang.org/x/sys/unix"
@@ -57,21 +59,24 @@ func findFile(files *registry, dir string, p filePoint) *openFile {
 // Birth times come from a coarse clock (one tick, a few milliseconds), so files
 // born in the same tick as after or before count too. One already read is harmless:
 // the registry knows where we left it, at its end.
-func rotatedBetween(files *registry, path string, after, before fileid.Key) []*openFile {
+//
+// The folder is listed by sib, in a listing begun at or after since: the moment
+// before was seen at the path, when the files before it had left.
+func rotatedBetween(files *registry, sib *siblings, path string, after, before fileid.Key, since time.Time) []*openFile {
 	if after.Born == 0 || before.Born == 0 || before.Born < after.Born {
 		return nil
 	}
 	dir, base := filepath.Dir(path), filepath.Base(path) // a relative path's folder is "."
-	entries, err := os.ReadDir(dir)
+	names, err := sib.list(dir, since)
 	if err != nil {
 		return nil
 	}
 	var found []*openFile
-	for _, e := range entries {
-		if !e.Type().IsRegular() || !rotatedName(base, e.Name()) {
+	for _, name := range names {
+		if !rotatedName(base, name) {
 			continue
 		}
-		if o := openBornBetween(files, filepath.Join(dir, e.Name()), after, before); o != nil {
+		if o := openBornBetween(files, filepath.Join(dir, name), after, before); o != nil {
 			found = append(found, o)
 		}
 	}
@@ -84,13 +89,56 @@ func rotatedBetween(files *registry, path string, after, before fileid.Key) []*o
 	return found
 }
 
+// siblings lists folders for rotatedBetween, one listing shared by the followers
+// that need one begun after the same moment. A thousand files of one folder
+// rotated at once each looked for files rotated away unseen: a thousand listings
+// of a folder of thousands were most of the CPU of that burst.
+type siblings struct {
+	mu    sync.Mutex
+	dir   string
+	names []string
+	began time.Time
+}
+
+// list returns the names in dir, unsorted, from a listing begun at or after
+// since. A nil siblings lists dir each time.
+func (s *siblings) list(dir string, since time.Time) ([]string, error) {
+	if s == nil {
+		return readNames(dir)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dir == dir && !s.began.Before(since) {
+		return s.names, nil
+	}
+	began := time.Now()
+	names, err := readNames(dir)
+	if err != nil {
+		return nil, err
+	}
+	s.dir, s.names, s.began = dir, names, began
+	return names, nil
+}
+
+// readNames lists dir: names only, unsorted, which costs a fraction of
+// os.ReadDir's entries and sort.
+func readNames(dir string) ([]string, error) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return d.Readdirnames(-1)
+}
+
 // openBornBetween opens and claims the file at name if it was born between the
 // files after and before, on the same device, and is neither of them.
 func openBornBetween(files *registry, name string, after, before fileid.Key) *openFile {
 	// A stat by name first: opening every archive in the directory would cost more,
-	// and claim them in the registry for nothing.
+	// and claim them in the registry for nothing. Regular files only, not links.
 	var stx unix.Statx_t
-	if unix.Statx(unix.AT_FDCWD, name, 0, unix.STATX_BTIME, &stx) != nil || stx.Mask&unix.STATX_BTIME == 0 {
+	if unix.Statx(unix.AT_FDCWD, name, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BTIME|unix.STATX_TYPE, &stx) != nil ||
+		stx.Mask&unix.STATX_BTIME == 0 || stx.Mode&unix.S_IFMT != unix.S_IFREG {
 		return nil
 	}
 	born := stx.Btime.Sec*1e9 + int64(stx.Btime.Nsec)

@@ -382,7 +382,7 @@ func Run(ctx context.Context, cfg Config, sources []Source, out *Output) error {
 			cancel()
 		}
 	}
-	t := &tailer{cfg: &cfg, out: out, files: newRegistry(), watcher: w, bufs: newBufPool(), runs: newWorkers()}
+	t := &tailer{cfg: &cfg, out: out, files: newRegistry(), siblings: &siblings{}, watcher: w, bufs: newBufPool(), runs: newWorkers()}
 	defer t.runs.stop() // after wg.Wait below: every follower has ended
 	context.AfterFunc(ctx, t.stopped.stop)
 	if cfg.Checkpoints != nil {
@@ -428,7 +428,9 @@ type tailer struct {
 	out     *Output
 	files   *registry
 	watcher *watcher
-	idle    func() // tests: called each time a follower is about to wait
+	// siblings lists folders, for files rotated away unseen.
+	siblings *siblings
+	idle     func() // tests: called each time a follower is about to wait
 	// bufs holds the read buffers of idle followers (see LineReader.Release).
 	bufs *sync.Pool
 	runs *workers // nil in tests: a goroutine per run
@@ -452,7 +454,7 @@ func (t *tailer) follower(path, tag string, opts followOpts) *follower {
 	*f = follower{
 		path: path, cfg: t.cfg, files: t.files, runs: t.runs, opts: opts, emit: emit, lr: lr, m: m,
 		wait:    waker{idle: t.idle, lr: lr},
-		pins:    &pinner{path: path, files: t.files, log: t.cfg.Log, maxHeld: t.cfg.MaxPinnedBytes, m: m},
+		pins:    &pinner{path: path, files: t.files, siblings: t.siblings, log: t.cfg.Log, maxHeld: t.cfg.MaxPinnedBytes, m: m},
 		cuts:    newCutter(t.cfg, path, opts.globbed),
 		stopped: &t.stopped,
 	}
