@@ -161,7 +161,11 @@ func (f *follower) open(ctx context.Context) bool {
 		}
 		f.m.Ready() // waited for
 		if errors.Is(err, fs.ErrNotExist) {
-			f.wait.wait(ctx, nil, nil) // its folder's events say when it appears
+			// A link may point into another folder now: once it is watched, a
+			// look; then its events say when the file appears.
+			if !f.wait.watch(f.path) {
+				f.wait.wait(ctx, nil, nil)
+			}
 			continue
 		}
 		retry := time.NewTimer(retryUnreadable)
@@ -409,11 +413,12 @@ func (f *follower) restart() error {
 // app later, and the app keeps writing to the renamed file until it reopens. Files
 // that take the path meanwhile are pinned.
 func (f *follower) drain(ctx context.Context, replaced time.Time) error {
-	f.wait.drainWrites(f.cur.File) // before the first read: a write after it must wake us
+	defer f.wait.steady() // the next file is read under the path's names
 	quietUntil := replaced.Add(f.cfg.Settle)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for caughtUp := false; ; caughtUp = true {
+		f.wait.draining(f.cur.File) // before the read: a write after it must wake us
 		n, err := f.readToEOF(false)
 		if err != nil {
 			return err

@@ -116,7 +116,8 @@ type watcher struct {
 
 	mu sync.Mutex
 	// subs are each directory's subscribers. A list is never changed, only
-	// replaced: events are handed out from it after the lock is let go. Handed out
+	// replaced or appended to: events are handed out from it after the lock is
+	// let go. Handed out
 	// under the lock, a thousand followers ending at once (a glob's files all
 	// rotated away) queued for it behind every event, and the events fell seconds
 	// behind: long enough for files to come and go unseen.
@@ -272,7 +273,8 @@ func (w *watcher) event(dir string, name []byte, mask uint32) {
 func (w *watcher) Subscribe(dir string, s *subscription) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.subs[dir] = append(slices.Clip(w.subs[dir]), s) // a new list
+	// Appended in place, past the end of the lists being handed out from.
+	w.subs[dir] = append(w.subs[dir], s)
 	if _, placed := w.at[dir]; !placed {
 		w.place(dir)
 	}
@@ -513,58 +515,90 @@ type waker struct {
 	// that concern the file being read (see steady). Replaced, never changed: the
 	// watcher reads them.
 	names *[2]string
+	// renames is the path's name when no symbolic link is involved in it (the
+	// changes of names that concern it, see subscription.renames); nil when one
+	// is: a link anywhere on the way (a chain, a folder inside the target) can
+	// change what the path names.
+	renames *[]string
 	// parked is set while the follower is parked (see park); whoever takes it
 	// goes on with the follower.
 	parked atomic.Bool
 }
 
 // watch subscribes to the folders of path and, when it is a symbolic link, of its
-// target: rotation of the target happens there, and so do its writes' events.
-func (k *waker) watch(path string) {
+// target: rotation of the target happens there, and so do its writes' events. It
+// reports whether it subscribed to other folders than before: what happened in
+// them before is not known.
+func (k *waker) watch(path string) bool {
 	dirs := []string{filepath.Dir(path)}
 	names := [2]string{filepath.Base(path), filepath.Base(path)}
-	if target, err := filepath.EvalSymlinks(path); err == nil {
+	if target, err := filepath.EvalSymlinks(path); err == nil || dangling(path, &target) {
 		names[1] = filepath.Base(target)
 		if filepath.Dir(target) != dirs[0] {
 			dirs = append(dirs, filepath.Dir(target))
 		}
 	}
-	renames := []string{names[0], names[1]}
-	for _, link := range linkFolders(filepath.Dir(path)) {
-		renames = append(renames, filepath.Base(link))
-		if d := filepath.Dir(link); !slices.Contains(dirs, d) {
+	links := linkParents(filepath.Dir(path))
+	for _, d := range links {
+		if !slices.Contains(dirs, d) {
 			dirs = append(dirs, d)
 		}
 	}
 	if k.names == nil || *k.names != names {
 		k.names = &names
 	}
-	if old := k.sub.renames.Load(); old == nil || !slices.Equal(*old, renames) {
-		k.sub.renames.Store(&renames)
+	info, err := os.Lstat(path)
+	plain := len(links) == 0 && (err == nil && info.Mode()&fs.ModeSymlink == 0 || errors.Is(err, fs.ErrNotExist))
+	if !plain {
+		k.renames = nil
+	} else if k.renames == nil || (*k.renames)[0] != names[0] {
+		k.renames = &[]string{names[0]}
 	}
+	k.sub.renames.Store(k.renames)
 	if strings.Join(dirs, "\x00") == strings.Join(k.dirs, "\x00") {
-		return
+		return false
 	}
 	k.stop()
 	for _, d := range dirs {
 		k.w.Subscribe(d, k.sub)
 	}
 	k.dirs = dirs
+	return true
 }
 
-// linkFolders returns the symbolic links among the folders of dir, dir included:
-// switching such a link ("current" to a new release) changes what the path names,
-// and raises its event in the folder holding the link, under the link's name, not
-// in the one it pointed to.
-func linkFolders(dir string) []string {
-	var links []string
+// dangling reports whether path is a symbolic link to a file not there (yet),
+// and sets target to where that file will be, through the links among its
+// folders: the folder it appears in must be watched, or only the safety poll
+// would see it come (a folder link switched to a release without the file yet).
+func dangling(path string, target *string) bool {
+	to, err := os.Readlink(path)
+	if err != nil {
+		return false
+	}
+	if !filepath.IsAbs(to) {
+		to = filepath.Join(filepath.Dir(path), to)
+	}
+	dir, err := filepath.EvalSymlinks(filepath.Dir(to))
+	if err != nil {
+		return false
+	}
+	*target = filepath.Join(dir, filepath.Base(to))
+	return true
+}
+
+// linkParents returns the folders that hold a symbolic link among the folders of
+// dir, dir included: switching such a link ("current" to a new release) changes
+// what the path names, and raises its event in the folder holding the link, not in
+// the one it pointed to.
+func linkParents(dir string) []string {
+	var parents []string
 	for d := dir; ; {
 		parent := filepath.Dir(d)
 		if parent == d {
-			return links
+			return parents
 		}
 		if info, err := os.Lstat(d); err == nil && info.Mode()&fs.ModeSymlink != 0 {
-			links = append(links, d)
+			parents = append(parents, parent)
 		}
 		d = parent
 	}
@@ -578,23 +612,35 @@ func (k *waker) stop() {
 }
 
 // steady makes only writes to the file being read (under the path's name or its
-// link target's) wake the follower, with every change of names: while it follows
-// a file that is there. A file written through another hard link is then seen at
-// the next change of names or safety look: late, never lost.
-func (k *waker) steady() { k.sub.writes.Store(k.names) }
+// link target's) wake the follower, with the changes of the path's names: while
+// it follows a file that is there. A file written through another hard link is
+// then seen at the next change of names or safety look: late, never lost.
+func (k *waker) steady() {
+	k.sub.writes.Store(k.names)
+	k.sub.renames.Store(k.renames)
+}
 
-// drainWrites makes the writes to file, rotated away, wake the follower while it
-// drains it: under the name it has now, which only the kernel knows (a rotation
-// renamed it within the folder). Every write in the folder woke each draining
-// follower before: a thousand files rotated at once made that a million wakeups,
-// and the events of the next rotation came too late. A file deleted, or moved to
-// another folder, raises no event in ours: the drain's timer reads it.
-func (k *waker) drainWrites(file *os.File) {
-	name := noWrites[0]
-	if link, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(file.Fd()))); err == nil && !strings.HasSuffix(link, " (deleted)") {
-		name = filepath.Base(link)
+// draining makes the writes to file, rotated away, wake the follower while it
+// drains it, and its renames too: under the name it has now, which only the
+// kernel knows (a rotation renamed it within the folder), asked again at each
+// look. Every write in the folder woke each draining follower before: a thousand
+// files rotated at once made that a million wakeups, and the events of the next
+// rotation came too late. A file deleted, or moved to another folder, raises no
+// event in ours (nor one whose name was taken while it lives on under another
+// link): the drain's timer reads it.
+func (k *waker) draining(file *os.File) {
+	link, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(file.Fd())))
+	if err != nil || strings.HasSuffix(link, " (deleted)") {
+		k.sub.writes.Store(noWrites)
+		return
 	}
-	k.sub.writes.Store(&[2]string{name, name})
+	name := filepath.Base(link)
+	if w := k.sub.writes.Load(); w == nil || w[0] != name {
+		k.sub.writes.Store(&[2]string{name, name})
+		if k.renames != nil {
+			k.sub.renames.Store(&[]string{(*k.renames)[0], name})
+		}
+	}
 }
 
 // park gives up the follower's goroutine until the next wakeup, where wait would

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -170,6 +171,90 @@ func TestWatchSymlinkTarget(t *testing.T) {
 	waitOutput(t, out, "1\n2\n3\n")
 }
 
+// Links met on the way to the file other than the path and its folders: a link
+// to a link (switched as a deploy does), and a link whose target's folder is a
+// link. Switching either changes the file the path names, with an event in a
+// watched folder under a name that is not the path's: every change of names
+// there must wake the follower, or only the safety poll would find the new file.
+func TestWatchLinkChainSwitched(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		make func(top string) (path string, switchTo func(r string) string)
+	}{
+		{"link to a link", func(top string) (string, func(string) string) {
+			path := filepath.Join(top, "app.log")
+			mkLink(t, "mid", path)
+			return path, func(r string) string {
+				mkLink(t, r+".log", filepath.Join(top, "mid"))
+				return filepath.Join(top, r+".log")
+			}
+		}},
+		{"link into a linked folder", func(top string) (string, func(string) string) {
+			for _, r := range []string{"r1", "r2", "r3"} {
+				if err := os.Mkdir(filepath.Join(top, r), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			path := filepath.Join(top, "app.log")
+			mkLink(t, "cur/app.log", path)
+			return path, func(r string) string {
+				mkLink(t, r, filepath.Join(top, "cur"))
+				return filepath.Join(top, r, "app.log")
+			}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path, switchTo := c.make(t.TempDir())
+			first := switchTo("r1")
+			write(t, first, "1\n", os.O_APPEND)
+			out := watched(t, path)
+			waitOutput(t, out, "1\n")
+			write(t, switchTo("r2"), "2\n", os.O_APPEND)
+			waitOutput(t, out, "1\n2\n")
+			// Switched to where the file is not yet: it is waited for there.
+			next := switchTo("r3")
+			waitClosed(t, first)
+			write(t, next, "3\n", os.O_APPEND)
+			waitOutput(t, out, "1\n2\n3\n")
+		})
+	}
+}
+
+// waitClosed waits until this process holds no descriptor of file (by the name
+// it had when opened, or now).
+func waitClosed(t *testing.T, file string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		open := false
+		fds, _ := os.ReadDir("/proc/self/fd")
+		for _, fd := range fds {
+			if name, _ := os.Readlink("/proc/self/fd/" + fd.Name()); strings.HasPrefix(name, file) {
+				open = true
+			}
+		}
+		if !open {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is still open", file)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// mkLink makes (or switches) the symbolic link at link to target, atomically.
+func mkLink(t *testing.T, target, link string) {
+	t.Helper()
+	tmp := link + ".next"
+	if err := os.Symlink(target, tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, link); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // While a file rotated away is drained, its writes wake the follower, though they
 // come under a name it does not know: the settle period here is an hour, and
 // only a write's event can bring its line. (A wakeup left over from before can
@@ -189,6 +274,16 @@ func TestWatchDrainWokenByWritesToRenamed(t *testing.T) {
 	}
 	want := "a\n"
 	for _, line := range []string{"b\n", "c\n", "d\n"} {
+		old.WriteString(line)
+		want += line
+		waitOutput(t, out, want)
+	}
+	// Renamed again while it is drained (numbered archives shift up): its
+	// writes are found under the new name.
+	if err := os.Rename(path+".1", path+".2"); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"e\n", "f\n"} {
 		old.WriteString(line)
 		want += line
 		waitOutput(t, out, want)
@@ -347,10 +442,11 @@ func TestParkedFollower(t *testing.T) {
 }
 
 // While a file rotated away is drained, the writes that wake its follower are
-// those under the name the file has now: with a thousand files of a folder
-// rotated at once, each write woke every draining follower. A file deleted
-// raises no event in the folder, and none wakes it.
-func TestDrainWritesUnderTheNewName(t *testing.T) {
+// those under the name the file has now, asked again at each look, and its
+// renames too: with a thousand files of a folder rotated at once, each write woke
+// every draining follower. A file deleted raises no event in the folder, and
+// none wakes it. Then the path's names are back.
+func TestDrainingWakesUnderTheNewName(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.log")
 	write(t, path, "a\n", os.O_APPEND)
@@ -359,23 +455,37 @@ func TestDrainWritesUnderTheNewName(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	k := &waker{sub: newSubscription(nil)}
-	if err := os.Rename(path, path+".1"); err != nil {
-		t.Fatal(err)
-	}
-	k.drainWrites(f)
-	for name, want := range map[string]bool{"app.log.1": true, "app.log": false, "access.log": false} {
-		if got := k.sub.wants([]byte(name)); got != want {
-			t.Errorf("renamed: a write to %s wakes: %v, want %v", name, got, want)
+	k := &waker{w: newWatcher(slog.New(slog.DiscardHandler), pollOnly, time.Hour), sub: newSubscription(nil)}
+	k.watch(path)
+	k.steady()
+	check := func(when string, writes, renames map[string]bool) {
+		t.Helper()
+		for name, want := range writes {
+			if got := k.sub.wants([]byte(name)); got != want {
+				t.Errorf("%s: a write to %s wakes: %v, want %v", when, name, got, want)
+			}
+		}
+		for name, want := range renames {
+			if got := k.sub.concerns([]byte(name)); got != want {
+				t.Errorf("%s: a rename of %s wakes: %v, want %v", when, name, got, want)
+			}
 		}
 	}
-	if err := os.Remove(path + ".1"); err != nil {
+	check("following", map[string]bool{"app.log": true, "access.log": false}, map[string]bool{"app.log": true, "access.log": false})
+	for _, name := range []string{"app.log.1", "app.log.2"} {
+		if err := os.Rename(filepath.Join(dir, filepath.Base(f.Name())), filepath.Join(dir, name)); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		os.Rename(path+".1", filepath.Join(dir, name)) // the second time: .1 to .2
+		k.draining(f)
+		check("renamed to "+name, map[string]bool{name: true, "app.log": false, "access.log": false},
+			map[string]bool{name: true, "app.log": true, "access.log": false})
+	}
+	if err := os.Remove(path + ".2"); err != nil {
 		t.Fatal(err)
 	}
-	k.drainWrites(f)
-	for _, name := range []string{"app.log.1", "app.log", "app.log.1 (deleted)"} {
-		if k.sub.wants([]byte(name)) {
-			t.Errorf("deleted: a write to %q wakes", name)
-		}
-	}
+	k.draining(f)
+	check("deleted", map[string]bool{"app.log.2": false, "app.log": false, "app.log.2 (deleted)": false}, nil)
+	k.steady()
+	check("drained", map[string]bool{"app.log": true, "app.log.2": false}, map[string]bool{"app.log": true, "app.log.2": false})
 }
