@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/sidetail/sidetail/internal/durable"
 	"github.com/sidetail/sidetail/internal/fileid"
@@ -373,6 +372,6 @@ func (c *checkpointer) resume(o *openFile, files *registry, removed func(fs.File
 	c.log.Info("resuming in a file rotated while stopped", "path", c.path, "file", chain[0].Name())
 	// Files rotated in and out while we were down, and not yet checkpointed as
 	// pinned, come between the last checkpointed file and the path's file.
-	chain = append(chain, rotatedBetween(files, nil, resolved(c.path), chain[len(chain)-1].key, o.key, time.Time{})...)
+	chain = append(chain, rotatedBetween(files, nil, resolved(c.path), chain[len(chain)-1].key, o.key, o.info)...)
 	return append(chain, o)
 }

@@ -71,12 +71,6 @@ type openFile struct {
 	// raw says reads are raw system calls (rawcall.go): a regular file on a
 	// filesystem that keeps it in the page cache.
 	raw bool
-	// unseenAfter, when unseenSince is set, is the key of the file this one took
-	// the path after: files that took it between them, and were rotated away
-	// before the pinner looked, are looked for before this one is read, in a
-	// listing of the folder begun after unseenSince.
-	unseenAfter fileid.Key
-	unseenSince time.Time
 }
 
 // readAt reads like pread(2) at off: a short read is the file's end.

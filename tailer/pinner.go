@@ -99,12 +99,16 @@ func (p *pinner) pin() {
 	if last.replaced.IsZero() {
 		last.replaced = now
 	}
-	// Files rotated away unseen between last and o are looked for when the
-	// reader gets to o (next), not here on the watcher's goroutine: a listing of
-	// the folder there held up every other file's events.
-	o.unseenAfter, o.unseenSince = last.key, now
+	missed := rotatedBetween(p.files, p.siblings, resolved(p.path), last.key, o.key, o.info)
+	if len(missed) > 0 {
+		p.log.Warn("found files rotated away unseen, reading them first", "path", p.path, "files", len(missed))
+	}
+	for _, m := range missed {
+		m.replaced = now
+		p.m.Pin(m.File, m.start)
+	}
 	p.m.Pin(o.File, o.start)
-	p.pending = append(p.pending, o)
+	p.pending = append(append(p.pending, missed...), o)
 	p.newest = o
 	p.bound()
 }
@@ -168,47 +172,17 @@ func (p *pinner) held() (bytes int64, oldest int) {
 }
 
 // next takes the oldest pinned file, or returns nil: the reader must open the path.
-// Files rotated away unseen before it come first.
 func (p *pinner) next() *openFile {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if len(p.pending) == 0 {
 		p.newest = nil
-		p.mu.Unlock()
 		return nil
 	}
 	next := p.pending[0]
 	p.pending = p.pending[1:]
 	p.m.Unpin(next.File)
-	p.mu.Unlock()
-	return p.unseenBefore(next)
-}
-
-// unseenBefore returns the oldest of the files that took the path before o, after
-// the one before it, and were rotated away before the pinner looked; the others
-// and o wait in line before the files pinned after o. Without any, o.
-func (p *pinner) unseenBefore(o *openFile) *openFile {
-	if o.unseenSince.IsZero() {
-		return o
-	}
-	missed := rotatedBetween(p.files, p.siblings, resolved(p.path), o.unseenAfter, o.key, o.unseenSince)
-	o.unseenSince = time.Time{}
-	if len(missed) == 0 {
-		return o
-	}
-	p.log.Warn("found files rotated away unseen, reading them first", "path", p.path, "files", len(missed))
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	now := time.Now()
-	for _, m := range missed {
-		m.replaced = now
-	}
-	queued := append(missed[1:len(missed):len(missed)], o)
-	for _, q := range queued {
-		p.m.Pin(q.File, q.start)
-	}
-	p.pending = append(queued, p.pending...)
-	p.bound()
-	return missed[0]
+	return next
 }
 
 func (p *pinner) count() int {

@@ -2,12 +2,14 @@ package tailer
 
 import (
 	"cmp"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/sidetail/sidetail/internal/fileid"
@@ -60,14 +62,14 @@ func findFile(files *registry, dir string, p filePoint) *openFile {
 // born in the same tick as after or before count too. One already read is harmless:
 // the registry knows where we left it, at its end.
 //
-// The folder is listed by sib, in a listing begun at or after since: the moment
-// before was seen at the path, when the files before it had left.
-func rotatedBetween(files *registry, sib *siblings, path string, after, before fileid.Key, since time.Time) []*openFile {
+// The folder is listed by sib, which may give a listing made for another
+// follower: one begun after the file before took the path (see siblings.list).
+func rotatedBetween(files *registry, sib *siblings, path string, after, before fileid.Key, beforeInfo fs.FileInfo) []*openFile {
 	if after.Born == 0 || before.Born == 0 || before.Born < after.Born {
 		return nil
 	}
 	dir, base := filepath.Dir(path), filepath.Base(path) // a relative path's folder is "."
-	names, err := sib.list(dir, since)
+	names, err := sib.list(dir, beforeInfo)
 	if err != nil {
 		return nil
 	}
@@ -89,27 +91,39 @@ func rotatedBetween(files *registry, sib *siblings, path string, after, before f
 	return found
 }
 
-// siblings lists folders for rotatedBetween, one listing shared by the followers
-// that need one begun after the same moment. A thousand files of one folder
-// rotated at once each looked for files rotated away unseen: a thousand listings
-// of a folder of thousands were most of the CPU of that burst.
+// siblings lists folders for rotatedBetween, one listing shared by the looks that
+// it serves. A thousand files of one folder rotated at once each looked for files
+// rotated away unseen, on the watcher's goroutine: a thousand listings of a
+// folder of thousands put it so far behind that files came and went unseen.
 type siblings struct {
 	mu    sync.Mutex
 	dir   string
 	names []string
-	began time.Time
+	began time.Time // with its monotonic reading
 }
 
-// list returns the names in dir, unsorted, from a listing begun at or after
-// since. A nil siblings lists dir each time.
-func (s *siblings) list(dir string, since time.Time) ([]string, error) {
+// Bounds on a listing another look may use. A file that took the path arrived
+// by its change time (a rename sets it, as does every write) plus one tick of the
+// coarse clock that stamps it (10 ms at HZ=100): files rotated away before it
+// arrived are in a listing begun after that. A listing older than maxListingAge
+// is made again: the names of archives shift (.1 to .2) as rotations go on.
+const (
+	coarseTick    = 10 * time.Millisecond
+	maxListingAge = 100 * time.Millisecond
+)
+
+// list returns the names in dir, unsorted, from a listing begun after the file
+// described by arrived took its path. A nil siblings lists dir each time.
+func (s *siblings) list(dir string, arrived fs.FileInfo) ([]string, error) {
 	if s == nil {
 		return readNames(dir)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.dir == dir && !s.began.Before(since) {
-		return s.names, nil
+	if s.dir == dir && time.Since(s.began) < maxListingAge {
+		if st, ok := arrived.Sys().(*syscall.Stat_t); ok && time.Unix(st.Ctim.Unix()).Add(coarseTick).Before(s.began) {
+			return s.names, nil
+		}
 	}
 	began := time.Now()
 	names, err := readNames(dir)
@@ -120,8 +134,9 @@ func (s *siblings) list(dir string, since time.Time) ([]string, error) {
 	return names, nil
 }
 
-// readNames lists dir: names only, unsorted, which costs a fraction of
-// os.ReadDir's entries and sort.
+// readNames lists dir: names only, unsorted, a fraction of the cost of
+// os.ReadDir's entries and sort (a thousand files of one folder rotated at once
+// each list it, on the watcher's goroutine).
 func readNames(dir string) ([]string, error) {
 	d, err := os.Open(dir)
 	if err != nil {

@@ -1,9 +1,11 @@
 package tailer
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -45,28 +47,55 @@ func TestOlderName(t *testing.T) {
 	}
 }
 
-// A listing of a folder serves every look that needs one begun after the same
-// moment, and no look that needs a later one: a file rotated away before the
-// moment is in it.
+// changedAt is a file's information with its change time set.
+type changedAt struct {
+	fs.FileInfo
+	st syscall.Stat_t
+}
+
+func (c changedAt) Sys() any { return &c.st }
+
+// A listing of a folder serves the looks for files rotated away before a file
+// that arrived (by its change time, plus a tick of the coarse clock) before the
+// listing began, for a short while: one listing, not one per look, when a
+// thousand files of one folder are rotated at once. Any other look lists again.
 func TestSiblingsShareAListing(t *testing.T) {
 	dir := t.TempDir()
 	write(t, filepath.Join(dir, "app.log.1"), "", os.O_APPEND)
+	info, err := os.Stat(filepath.Join(dir, "app.log.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	arrived := func(at time.Time) fs.FileInfo {
+		c := changedAt{FileInfo: info, st: *info.Sys().(*syscall.Stat_t)}
+		c.st.Ctim = syscall.NsecToTimespec(at.UnixNano())
+		return c
+	}
+	sorted := func(names []string, err error) []string {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.Sorted(slices.Values(names))
+	}
 	var s siblings
-	since := time.Now()
-	first, err := s.list(dir, since)
-	if err != nil || !slices.Equal(first, []string{"app.log.1"}) {
-		t.Fatalf("listed %q, %v; want app.log.1", first, err)
+	long := arrived(time.Now().Add(-time.Second))
+	if got := sorted(s.list(dir, long)); !slices.Equal(got, []string{"app.log.1"}) {
+		t.Fatalf("listed %q, want app.log.1", got)
 	}
 	write(t, filepath.Join(dir, "app.log.2"), "", os.O_APPEND)
-	if again, _ := s.list(dir, since); !slices.Equal(again, first) {
-		t.Errorf("a look needing a listing begun after the first one's moment listed again: %q", again)
+	if got := sorted(s.list(dir, long)); !slices.Equal(got, []string{"app.log.1"}) {
+		t.Errorf("a file that arrived long before the listing began: listed again, %q", got)
 	}
-	later, _ := s.list(dir, time.Now())
-	slices.Sort(later)
-	if !slices.Equal(later, []string{"app.log.1", "app.log.2"}) {
-		t.Errorf("a later look listed %q, want both files", later)
+	both := []string{"app.log.1", "app.log.2"}
+	if got := sorted(s.list(dir, arrived(time.Now()))); !slices.Equal(got, both) {
+		t.Errorf("a file that arrived after the listing began: listed %q, want %q", got, both)
 	}
-	if other, _ := s.list(t.TempDir(), since); len(other) != 0 {
-		t.Errorf("another folder listed %q", other)
+	write(t, filepath.Join(dir, "app.log.3"), "", os.O_APPEND)
+	s.began = s.began.Add(-maxListingAge)
+	if got := sorted(s.list(dir, long)); len(got) != 3 {
+		t.Errorf("a listing too old served a look: %q", got)
+	}
+	if got := sorted(s.list(t.TempDir(), long)); len(got) != 0 {
+		t.Errorf("another folder: listed %q", got)
 	}
 }
