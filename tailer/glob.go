@@ -37,6 +37,8 @@ type newNames struct {
 	lost  bool // names were dropped: match the whole folder
 }
 
+// add queues name, on the watcher's goroutine; past maxNewNames, the queue is
+// dropped for a match of the whole folder.
 func (n *newNames) add(name []byte) {
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -42,11 +42,11 @@ type subscription struct {
 	// when it is a FIFO there) wakes no one else. nil: every write wakes.
 	writes atomic.Pointer[[2]string]
 	// renames, when set, are the names whose creation, removal or renaming pins
-	// and wakes: the path's, its link target's and those of the links among its
-	// folders. A thousand files of one folder rotated at once then cost a stat
-	// each, not a thousand: the watcher pins them in turn, and fell seconds behind
-	// a rotation, long enough for the next file to be rotated away unseen. nil:
-	// every name pins and wakes (a glob's scanner).
+	// and wakes: the path's, and the name a file being drained has now (see
+	// waker.renames). A thousand files of one folder rotated at once then cost a
+	// stat each, not a thousand: the watcher pins them in turn, and fell seconds
+	// behind a rotation, long enough for the next file to be rotated away unseen.
+	// nil: every name pins and wakes (a link on the way, a glob's scanner).
 	renames atomic.Pointer[[]string]
 	// created, if not nil, is given each name created in (or moved into) a
 	// subscribed directory, on the watcher's goroutine, before the wakeup; other
@@ -117,10 +117,9 @@ type watcher struct {
 	mu sync.Mutex
 	// subs are each directory's subscribers. A list is never changed, only
 	// replaced or appended to: events are handed out from it after the lock is
-	// let go. Handed out
-	// under the lock, a thousand followers ending at once (a glob's files all
-	// rotated away) queued for it behind every event, and the events fell seconds
-	// behind: long enough for files to come and go unseen.
+	// let go. Handed out under the lock, a thousand followers ending at once (a
+	// glob's files all rotated away) queued for it behind every event, and the
+	// events fell seconds behind: long enough for files to come and go unseen.
 	subs map[string][]*subscription
 	// broken is set when inotify failed after it was set up: every folder is
 	// polled from then on.
@@ -418,7 +417,7 @@ func (w *watcher) notifyWrite(dir string, name []byte) {
 	}
 }
 
-// subscribed returns the subscribers of dir, a list no one changes.
+// subscribed returns the subscribers of dir, a list no one changes (see subs).
 func (w *watcher) subscribed(dir string) []*subscription {
 	w.mu.Lock()
 	defer w.mu.Unlock()
