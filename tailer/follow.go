@@ -204,6 +204,7 @@ func (f *follower) use(o *openFile) {
 	o.start = fileid.DataStart(o.File, o.start)
 	f.cur = o
 	f.wait.watch(f.path) // a link may point into another folder now
+	f.wait.linked = fileid.Links(o.info) > 1
 	f.pos.at(o.File, o.start)
 	f.emit.emitted = o.start
 	f.m.Opened()
@@ -413,7 +414,7 @@ func (f *follower) restart() error {
 // app later, and the app keeps writing to the renamed file until it reopens. Files
 // that take the path meanwhile are pinned.
 func (f *follower) drain(ctx context.Context, replaced time.Time) error {
-	defer f.wait.steady() // the next file is read under the path's names
+	defer f.wait.between() // until the next file's first look: see steady
 	quietUntil := replaced.Add(f.cfg.Settle)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -473,6 +474,7 @@ func (f *follower) check(renamed bool) change {
 		f.pins.pin()
 		return replaced
 	}
+	f.wait.linked = fileid.Links(info) > 1
 	if f.pins.count() > 0 {
 		return replaced
 	}

@@ -519,6 +519,9 @@ type waker struct {
 	// is: a link anywhere on the way (a chain, a folder inside the target) can
 	// change what the path names.
 	renames *[]string
+	// linked says the file being read has other hard links, as of the last look
+	// (see steady).
+	linked bool
 	// parked is set while the follower is parked (see park); whoever takes it
 	// goes on with the follower.
 	parked atomic.Bool
@@ -612,10 +615,25 @@ func (k *waker) stop() {
 
 // steady makes only writes to the file being read (under the path's name or its
 // link target's) wake the follower, with the changes of the path's names: while
-// it follows a file that is there. A file written through another hard link is
-// then seen at the next change of names or safety look: late, never lost.
+// it follows a file that is there. A file with other hard links may be written
+// under another name: every write and change of names in the folder wakes its
+// follower. (A link made after the last look is seen at the next one, the safety
+// look at the latest: late, never lost.)
 func (k *waker) steady() {
+	if k.linked {
+		k.between()
+		k.sub.renames.Store(nil)
+		return
+	}
 	k.sub.writes.Store(k.names)
+	k.sub.renames.Store(k.renames)
+}
+
+// between makes every write wake the follower, with the changes of the path's
+// names: between a drain and the first look at the next file, which steady
+// narrows.
+func (k *waker) between() {
+	k.sub.writes.Store(nil)
 	k.sub.renames.Store(k.renames)
 }
 

@@ -255,6 +255,24 @@ func mkLink(t *testing.T, target, link string) {
 	}
 }
 
+// A file with another hard link, written under that name (the app's "current"
+// name for the file we follow): its writes wake the follower, with nothing else
+// going on in the folder.
+func TestWatchWrittenThroughAHardLink(t *testing.T) {
+	dir := t.TempDir()
+	path, other := filepath.Join(dir, "app.log"), filepath.Join(dir, "current")
+	write(t, path, "1\n", os.O_APPEND)
+	if err := os.Link(path, other); err != nil {
+		t.Fatal(err)
+	}
+	out := watched(t, path)
+	waitOutput(t, out, "1\n")
+	write(t, other, "2\n", os.O_APPEND)
+	waitOutput(t, out, "1\n2\n")
+	write(t, other, "3\n", os.O_APPEND)
+	waitOutput(t, out, "1\n2\n3\n")
+}
+
 // While a file rotated away is drained, its writes wake the follower, though they
 // come under a name it does not know: the settle period here is an hour, and
 // only a write's event can bring its line. (A wakeup left over from before can

@@ -40,6 +40,14 @@ func Inode(info fs.FileInfo) Key {
 	return Key{Dev: uint64(st.Dev), Ino: st.Ino}
 }
 
+// Links returns how many names (hard links) the file has, 1 where it is not known.
+func Links(info fs.FileInfo) uint64 {
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Nlink)
+	}
+	return 1
+}
+
 // ReadAt returns up to n bytes at off, fewer at EOF or on a read error: callers
 // compare what they get with what they expect, and a short read never matches.
 func ReadAt(file *os.File, off int64, n int) []byte {
