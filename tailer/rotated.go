@@ -195,15 +195,17 @@ func rotatedName(base, name string) bool {
 			return false
 		}
 	}
+	if sepAfter(name, base) {
+		return true
+	}
 	ext := filepath.Ext(base)
 	stem := strings.TrimSuffix(base, ext)
-	for _, sep := range []string{".", "-", "_"} {
-		if strings.HasPrefix(name, base+sep) {
-			return true
-		}
-		if ext != "" && strings.HasPrefix(name, stem+sep) && strings.HasSuffix(name, ext) && len(name) > len(stem+sep+ext) {
-			return true
-		}
-	}
-	return false
+	return ext != "" && sepAfter(name, stem) && strings.HasSuffix(name, ext) && len(name) > len(stem)+1+len(ext)
+}
+
+// sepAfter reports whether name begins with prefix and a separator of rotated
+// names (".", "-" or "_"), without building the strings: every name of a folder
+// of thousands goes through here at each rotation.
+func sepAfter(name, prefix string) bool {
+	return len(name) > len(prefix) && strings.HasPrefix(name, prefix) && strings.IndexByte(".-_", name[len(prefix)]) >= 0
 }
