@@ -120,16 +120,7 @@ func TestWatchLinkedFolderSwitched(t *testing.T) {
 		write(t, filepath.Join(top, r, "app.log"), line, os.O_APPEND)
 		want += line
 	}
-	switchTo := func(r string) {
-		t.Helper()
-		tmp := filepath.Join(top, "next")
-		if err := os.Symlink(r, tmp); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, cur); err != nil {
-			t.Fatal(err)
-		}
-	}
+	switchTo := func(r string) { mkLink(t, r, cur) }
 	add("r1", "one\n")
 	switchTo("r1")
 	out := watched(t, filepath.Join(cur, "app.log"))
@@ -490,11 +481,12 @@ func TestDrainingWakesUnderTheNewName(t *testing.T) {
 		}
 	}
 	check("following", map[string]bool{"app.log": true, "access.log": false}, map[string]bool{"app.log": true, "access.log": false})
-	for _, name := range []string{"app.log.1", "app.log.2"} {
-		if err := os.Rename(filepath.Join(dir, filepath.Base(f.Name())), filepath.Join(dir, name)); err != nil && !os.IsNotExist(err) {
+	was := path
+	for _, name := range []string{"app.log.1", "app.log.2"} { // archives shift up
+		if err := os.Rename(was, filepath.Join(dir, name)); err != nil {
 			t.Fatal(err)
 		}
-		os.Rename(path+".1", filepath.Join(dir, name)) // the second time: .1 to .2
+		was = filepath.Join(dir, name)
 		k.draining(f)
 		check("renamed to "+name, map[string]bool{name: true, "app.log": false, "access.log": false},
 			map[string]bool{name: true, "app.log": true, "access.log": false})
