@@ -48,6 +48,11 @@ type inotify struct {
 const inotifyMask = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_MOVED_TO |
 	unix.IN_MODIFY | unix.IN_ATTRIB | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF
 
+// guardMask is what a folder's parent reports for it (see watcher.guards): names
+// that change, not writes, which may be many in a folder sidetail does not read.
+const guardMask = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_MOVED_TO |
+	unix.IN_DELETE_SELF | unix.IN_MOVE_SELF
+
 // inotifyNames are the events after which a path may name another file, or none.
 const inotifyNames = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_MOVED_TO |
 	unix.IN_DELETE_SELF | unix.IN_MOVE_SELF | unix.IN_IGNORED | unix.IN_UNMOUNT
@@ -80,9 +85,10 @@ func inotifyOn(file *os.File) (*inotify, error) {
 	return in, nil
 }
 
-// add watches dir.
-func (in *inotify) add(dir string) error {
-	wd, err := unix.InotifyAddWatch(in.fd, dir, inotifyMask)
+// add watches dir for the events of mask, and for those it was watched for
+// before: a folder may be watched for its own files and as another's parent.
+func (in *inotify) add(dir string, mask uint32) error {
+	wd, err := unix.InotifyAddWatch(in.fd, dir, mask|unix.IN_MASK_ADD)
 	if err != nil {
 		return fmt.Errorf("inotify_add_watch %s: %w", dir, err)
 	}

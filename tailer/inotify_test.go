@@ -276,7 +276,7 @@ func TestInotifyBacklogLargerThanARead(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	if err := in.add(dir); err != nil {
+	if err := in.add(dir, inotifyMask); err != nil {
 		t.Fatal(err)
 	}
 	const files = 2000 // about 64 KiB of events: four reads' worth

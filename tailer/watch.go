@@ -129,6 +129,13 @@ type watcher struct {
 	// folder deleted and made again is watched again as soon as it is back; or ""
 	// when it is polled.
 	at map[string]string
+	// guards says, for each directory inotify watches itself, its parent, which
+	// is watched for the directory's name: a folder deleted while a file in it is
+	// held open (the drain of a deleted file) reports its own deletion only when
+	// the file is closed, a settle period later; its parent reports it at once, and
+	// the folder made again in its place, whose files would otherwise come and go
+	// unseen meanwhile.
+	guards map[string]string
 }
 
 // watchMode says how a watcher learns of changes.
@@ -144,7 +151,7 @@ const (
 // Run must be called to deliver events and polls.
 func newWatcher(log *slog.Logger, mode watchMode, pollEvery time.Duration) *watcher {
 	w := &watcher{log: log, pollEvery: pollEvery, safety: safetyPoll, changed: make(chan struct{}, 1),
-		subs: map[string][]*subscription{}, at: map[string]string{}}
+		subs: map[string][]*subscription{}, at: map[string]string{}, guards: map[string]string{}}
 	if mode == pollOnly {
 		return w
 	}
@@ -289,9 +296,11 @@ func (w *watcher) Unsubscribe(dir string, s *subscription) {
 		return
 	}
 	delete(w.subs, dir)
-	at := w.at[dir]
+	at, parent := w.at[dir], w.guards[dir]
 	delete(w.at, dir)
+	delete(w.guards, dir)
 	w.release(at)
+	w.release(parent)
 	if at == "" {
 		notify(w.changed)
 	}
@@ -306,11 +315,29 @@ func (w *watcher) place(dir string) {
 		at = w.watchNearest(dir)
 	}
 	w.at[dir] = at
+	w.guard(dir, at == dir)
 	if had && old != at {
 		w.release(old)
 	}
 	if !had || (old == "") != (at == "") {
 		notify(w.changed)
+	}
+}
+
+// guard watches the parent of dir for dir's name while on (dir is watched
+// itself), and stops otherwise (see guards). A parent inotify cannot watch (not
+// readable, the watch limit) leaves dir as it was before guards: its folder made
+// again is seen when the last file held in the old one is closed. Called with mu
+// held.
+func (w *watcher) guard(dir string, on bool) {
+	old, parent := w.guards[dir], filepath.Dir(dir)
+	delete(w.guards, dir)
+	// Added again even when it was: the parent may have been made again too.
+	if on && parent != dir && (w.watching(parent) || w.in.add(parent, guardMask) == nil) {
+		w.guards[dir] = parent
+	}
+	if old != w.guards[dir] {
+		w.release(old)
 	}
 }
 
@@ -328,7 +355,7 @@ func (w *watcher) rewatch() {
 		return
 	}
 	for dir, at := range w.at {
-		if at != "" && (existingAncestor(dir) != at || w.in.add(at) != nil) {
+		if at != "" && (existingAncestor(dir) != at || w.in.add(at, inotifyMask) != nil) {
 			w.place(dir)
 		}
 	}
@@ -343,7 +370,7 @@ func (w *watcher) watchNearest(dir string) string {
 	at := existingAncestor(dir)
 	for {
 		if !w.watching(at) {
-			if err := w.in.add(at); err != nil {
+			if err := w.in.add(at, inotifyMask); err != nil {
 				// ENOSPC here is the watch limit (fs.inotify.max_user_watches).
 				w.log.Warn("cannot watch directory, polling", "dir", at, "err", err)
 				return ""
@@ -353,7 +380,7 @@ func (w *watcher) watchNearest(dir string) string {
 		if now == at {
 			return at
 		}
-		if !w.watching(at) {
+		if !w.watching(at) && !w.guarding(at) {
 			w.in.remove(at) // added just now, for nothing
 		}
 		at = now
@@ -371,9 +398,21 @@ func (w *watcher) watching(x string) bool {
 	return false
 }
 
-// release stops watching x when no subscribed directory needs it.
+// guarding reports whether x is watched as the parent of a subscribed directory
+// (see guards).
+func (w *watcher) guarding(x string) bool {
+	for _, parent := range w.guards {
+		if parent == x {
+			return true
+		}
+	}
+	return false
+}
+
+// release stops watching x when no subscribed directory needs it, for itself
+// or as its parent. (A watch that served both keeps the events of both.)
 func (w *watcher) release(x string) {
-	if x != "" && !w.watching(x) {
+	if x != "" && !w.watching(x) && !w.guarding(x) {
 		w.in.remove(x)
 	}
 }

@@ -101,6 +101,45 @@ func TestWatchFolderRecreated(t *testing.T) {
 	}
 }
 
+// A log folder deleted and made again while the follower still drains the file
+// it held there: the kernel keeps a folder alive while a file in it is open, and
+// reports the folder's deletion only when the drain closes the file, a settle
+// period later (an hour here). The folder's parent reports it at once: the file
+// made in the new folder is opened before it is deleted in turn, with the next
+// folder, and its lines come once the drain is over (here, at shutdown).
+func TestWatchFolderRecreatedWhileDrained(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "logs")
+	path := filepath.Join(dir, "app.log")
+	os.Mkdir(dir, 0o755)
+	write(t, path, "a\n", os.O_APPEND)
+	tl, out := inotifyTailer(t, time.Hour)
+	ctx, cancel := context.WithCancel(context.Background())
+	var done sync.WaitGroup
+	done.Go(func() { tl.watcher.Run(ctx) })
+	done.Go(func() {
+		if err := tl.follower(path, "t", followOpts{}).run(ctx, tl.watcher); err != nil {
+			t.Errorf("follower: %v", err)
+		}
+	})
+	defer func() { cancel(); done.Wait() }()
+	waitOutput(t, out, "a\n")
+	for _, line := range []string{"b\n", "c\n"} {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		write(t, path, line, os.O_APPEND)
+		waitOpened(t, path)
+	}
+	cancel()
+	done.Wait()
+	if got := out.String(); got != "a\nb\nc\n" {
+		t.Errorf("output %q, want %q", got, "a\nb\nc\n")
+	}
+}
+
 // A symbolic link among the folders of the path, switched as a deploy switches
 // "current" to a new release: the switch happens in the folder holding the link,
 // which is watched, so the file that took the path is read at once; and the
@@ -215,20 +254,34 @@ func TestWatchLinkChainSwitched(t *testing.T) {
 // it had when opened, or now).
 func waitClosed(t *testing.T, file string) {
 	t.Helper()
+	waitHeld(t, func(name string) bool { return strings.HasPrefix(name, file) }, false)
+}
+
+// waitOpened waits until this process holds file, not deleted.
+func waitOpened(t *testing.T, file string) {
+	t.Helper()
+	waitHeld(t, func(name string) bool { return name == file }, true)
+}
+
+// waitHeld waits until some descriptor of this process names a file that is
+// passes (held), or none does; a deleted file's name, in /proc/self/fd, ends in
+// " (deleted)". The deadline is a hang guard.
+func waitHeld(t *testing.T, is func(name string) bool, held bool) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		open := false
+		found := false
 		fds, _ := os.ReadDir("/proc/self/fd")
 		for _, fd := range fds {
-			if name, _ := os.Readlink("/proc/self/fd/" + fd.Name()); strings.HasPrefix(name, file) {
-				open = true
+			if name, _ := os.Readlink("/proc/self/fd/" + fd.Name()); is(name) {
+				found = true
 			}
 		}
-		if !open {
+		if found == held {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s is still open", file)
+			t.Fatalf("after 10 s, such a file held: %v, want %v", found, held)
 		}
 		time.Sleep(time.Millisecond)
 	}
