@@ -612,3 +612,51 @@ func TestOneThread(t *testing.T) {
 		p.stop(t)
 	}
 }
+
+// Under inotify's watch limit, folders' own watches come before their parents'
+// (a parent is watched only so that a folder deleted and made again is seen
+// sooner): with room for one watch per folder and a few more, every folder is
+// watched, none polled. Forty folders, each under a parent of its own, as
+// Kubernetes lays out /var/log/pods, in a user namespace whose limit is 50.
+func TestWatchLimitFoldersFirst(t *testing.T) {
+	top := t.TempDir()
+	var paths []string
+	for i := range 40 {
+		dir := filepath.Join(top, fmt.Sprintf("pod%d", i), "c")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, filepath.Join(dir, "app.log"))
+		if err := os.WriteFile(paths[i], fmt.Appendf(nil, "first %d\n", i), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := startWith(t, func(c *exec.Cmd) {
+		c.Path = "/bin/sh"
+		c.Args = append([]string{"sh", "-c", `echo 50 > /proc/sys/user/max_inotify_watches && exec "$0" "$@"`, bin, "--state-dir="}, paths...)
+		c.SysProcAttr = &syscall.SysProcAttr{
+			Cloneflags:  syscall.CLONE_NEWUSER,
+			UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}},
+			GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}},
+		}
+	})
+	ended := func() bool {
+		select {
+		case <-p.eof:
+			return true
+		default:
+			return false
+		}
+	}
+	waitUntil(t, func() bool { return p.count() >= 40 || ended() }, func() string {
+		return fmt.Sprintf("%d lines; stderr: %s", p.count(), p.stderr.String())
+	})
+	p.stop(t) // stderr is all there once it exited
+	stderr := p.stderr.String()
+	if p.count() < 40 && strings.Contains(stderr, "max_inotify_watches") {
+		t.Skipf("no user namespace with its own inotify limit here: %s", stderr)
+	}
+	if strings.Contains(stderr, "cannot watch") || !strings.Contains(stderr, "watch limit reached") {
+		t.Errorf("stderr %q: want every folder watched, its parent's watch given up", stderr)
+	}
+}

@@ -40,6 +40,12 @@ type inotify struct {
 	// already watched under another name (a link, a bind mount) returns its watch.
 	dirs map[int32][]string
 	wds  map[string]int32
+	// masks holds the events each name is watched for, and set the events each
+	// watch reports as last set: a folder watched as another's parent, then for
+	// itself, then as a parent again, must go back to names only, or every write
+	// in a folder sidetail does not read would wake it.
+	masks map[string]uint32
+	set   map[int32]uint32
 }
 
 // inotifyMask is what a watched folder reports: names that change (a file made,
@@ -79,15 +85,19 @@ func inotifyOn(file *os.File) (*inotify, error) {
 		file.Close()
 		return nil, err
 	}
-	in := &inotify{file: file, rc: rc, buf: make([]byte, inotifyBuf), dirs: map[int32][]string{}, wds: map[string]int32{}}
+	in := &inotify{file: file, rc: rc, buf: make([]byte, inotifyBuf), dirs: map[int32][]string{}, wds: map[string]int32{},
+		masks: map[string]uint32{}, set: map[int32]uint32{}}
 	rc.Control(func(fd uintptr) { in.fd = int(fd) })
 	in.readRaw = in.readOnce
 	return in, nil
 }
 
-// add watches dir for the events of mask, and for those it was watched for
-// before: a folder may be watched for its own files and as another's parent.
+// add watches dir for the events of mask, instead of those it was watched for
+// under that name before; a watch that serves other names too (links, bind
+// mounts) reports what each of them wants.
 func (in *inotify) add(dir string, mask uint32) error {
+	// Added to what the watch reports, so that another name's events do not
+	// stop for a moment; narrowed after, when that reports more than wanted.
 	wd, err := unix.InotifyAddWatch(in.fd, dir, mask|unix.IN_MASK_ADD)
 	if err != nil {
 		return fmt.Errorf("inotify_add_watch %s: %w", dir, err)
@@ -103,7 +113,33 @@ func (in *inotify) add(dir string, mask uint32) error {
 		in.dirs[int32(wd)] = append(in.dirs[int32(wd)], dir)
 	}
 	in.wds[dir] = int32(wd)
+	in.narrow(dir, int32(wd), mask)
 	return nil
+}
+
+// narrow records that name dir of watch wd wants the events of mask, and sets
+// the watch to report what its names want, when it reports more: the add that
+// called it added mask to what it reported. Called with mu held.
+func (in *inotify) narrow(dir string, wd int32, mask uint32) {
+	in.masks[dir] = mask
+	var want uint32
+	for _, d := range in.dirs[wd] {
+		want |= in.masks[d]
+	}
+	if in.set[wd]|mask == want {
+		in.set[wd] = want
+		return
+	}
+	again, err := unix.InotifyAddWatch(in.fd, dir, want)
+	switch {
+	case err != nil: // dir went meanwhile: its watch went with it
+	case int32(again) != wd:
+		// dir names another folder since the add: not ours to watch here (the
+		// watcher places dirs whose folder changed on the event it raises).
+		_, _ = unix.InotifyRmWatch(in.fd, uint32(again))
+	default:
+		in.set[wd] = want
+	}
 }
 
 // remove stops watching dir; the watch goes when no other name holds it. A folder
@@ -125,6 +161,7 @@ func (in *inotify) remove(dir string) {
 // them out without a copy.
 func (in *inotify) forget(dir string, wd int32) bool {
 	delete(in.wds, dir)
+	delete(in.masks, dir)
 	var names []string
 	for _, d := range in.dirs[wd] {
 		if d != dir {
@@ -136,6 +173,7 @@ func (in *inotify) forget(dir string, wd int32) bool {
 		return false
 	}
 	delete(in.dirs, wd)
+	delete(in.set, wd)
 	return true
 }
 
@@ -217,9 +255,11 @@ func (in *inotify) watched(wd int32, mask uint32) []string {
 	names := in.dirs[wd]
 	if mask&unix.IN_IGNORED != 0 {
 		delete(in.dirs, wd)
+		delete(in.set, wd)
 		for _, d := range names {
 			if in.wds[d] == wd {
 				delete(in.wds, d)
+				delete(in.masks, d)
 			}
 		}
 	}

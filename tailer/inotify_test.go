@@ -176,7 +176,7 @@ func TestInotifyFailureFallsBackToPolling(t *testing.T) {
 	}
 	dir := t.TempDir()
 	w.mu.Lock()
-	w.at[dir] = dir // as if inotify watched it
+	w.setAt(dir, dir, true) // as if inotify watched it
 	w.mu.Unlock()
 	s := newSubscription(nil)
 	w.Subscribe(dir, s)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -136,6 +137,15 @@ type watcher struct {
 	// the folder made again in its place, whose files would otherwise come and go
 	// unseen meanwhile.
 	guards map[string]string
+	// watches counts the directories watched through each (the values of at),
+	// and children the names of the folders each parent guards: an event in a
+	// busy parent about another name is passed over without a look at every
+	// subscribed directory.
+	watches  map[string]int
+	children map[string]map[string]int
+	// noGuards is set once inotify's watch limit was reached: parents' watches
+	// give way to folders' own (see guard).
+	noGuards bool
 }
 
 // watchMode says how a watcher learns of changes.
@@ -151,7 +161,8 @@ const (
 // Run must be called to deliver events and polls.
 func newWatcher(log *slog.Logger, mode watchMode, pollEvery time.Duration) *watcher {
 	w := &watcher{log: log, pollEvery: pollEvery, safety: safetyPoll, changed: make(chan struct{}, 1),
-		subs: map[string][]*subscription{}, at: map[string]string{}, guards: map[string]string{}}
+		subs: map[string][]*subscription{}, at: map[string]string{}, guards: map[string]string{},
+		watches: map[string]int{}, children: map[string]map[string]int{}}
 	if mode == pollOnly {
 		return w
 	}
@@ -231,6 +242,9 @@ func (w *watcher) readEvents() {
 // of the folder it happened in are woken. Writes, nearly every event, take no
 // allocation.
 func (w *watcher) event(dir string, name []byte, mask uint32) {
+	if name != nil && w.aside(dir, name) {
+		return
+	}
 	if mask&unix.IN_Q_OVERFLOW != 0 {
 		// Events were dropped: the watches are checked, and everyone looks again.
 		w.log.Warn("inotify queue overflowed, waking all files")
@@ -257,7 +271,7 @@ func (w *watcher) event(dir string, name []byte, mask uint32) {
 		case at == path:
 			// The folder went (or moved): its watch goes with it. Or another took
 			// its name (a link switched to a new target): it is watched instead.
-			delete(w.at, d)
+			w.setAt(d, "", false)
 			again = append(again, d)
 			if w.in != nil && mask&unix.IN_MOVE_SELF != 0 {
 				w.in.remove(at) // a moved folder keeps its watch, now elsewhere
@@ -297,8 +311,8 @@ func (w *watcher) Unsubscribe(dir string, s *subscription) {
 	}
 	delete(w.subs, dir)
 	at, parent := w.at[dir], w.guards[dir]
-	delete(w.at, dir)
-	delete(w.guards, dir)
+	w.setAt(dir, "", false)
+	w.unguard(dir)
 	w.release(at)
 	w.release(parent)
 	if at == "" {
@@ -314,7 +328,7 @@ func (w *watcher) place(dir string) {
 	if w.in != nil && !w.broken && eventsWork(dir) {
 		at = w.watchNearest(dir)
 	}
-	w.at[dir] = at
+	w.setAt(dir, at, true)
 	w.guard(dir, at == dir)
 	if had && old != at {
 		w.release(old)
@@ -331,14 +345,82 @@ func (w *watcher) place(dir string) {
 // held.
 func (w *watcher) guard(dir string, on bool) {
 	old, parent := w.guards[dir], filepath.Dir(dir)
-	delete(w.guards, dir)
+	w.unguard(dir)
 	// Added again even when it was: the parent may have been made again too.
-	if on && parent != dir && (w.watching(parent) || w.in.add(parent, guardMask) == nil) {
+	if on && !w.noGuards && parent != dir && (w.watching(parent) || w.in.add(parent, guardMask) == nil) {
 		w.guards[dir] = parent
+		names := w.children[parent]
+		if names == nil {
+			names = map[string]int{}
+			w.children[parent] = names
+		}
+		names[filepath.Base(dir)]++
 	}
 	if old != w.guards[dir] {
 		w.release(old)
 	}
+}
+
+// unguard forgets the guard of dir; the caller releases its watch. Called with
+// mu held.
+func (w *watcher) unguard(dir string) {
+	parent, ok := w.guards[dir]
+	if !ok {
+		return
+	}
+	delete(w.guards, dir)
+	names := w.children[parent]
+	if names[filepath.Base(dir)]--; names[filepath.Base(dir)] == 0 {
+		delete(names, filepath.Base(dir))
+	}
+	if len(names) == 0 {
+		delete(w.children, parent)
+	}
+}
+
+// dropGuards stops every parent's watch that is not needed otherwise, and
+// guards no more, once inotify's watch limit is reached: a folder's own watch
+// matters more. It reports whether any went. Called with mu held.
+func (w *watcher) dropGuards() bool {
+	if w.noGuards {
+		return false
+	}
+	w.noGuards = true
+	parents := slices.Collect(maps.Values(w.guards))
+	for dir := range w.guards {
+		w.unguard(dir)
+	}
+	for _, p := range parents {
+		w.release(p)
+	}
+	w.log.Warn("inotify watch limit reached: folders' parents are no longer watched, a folder deleted and made again is seen once the last file held in the old one is closed")
+	return len(parents) > 0
+}
+
+// setAt records that dir is watched through at (see at); with placed false, that
+// dir is not placed at all. Called with mu held.
+func (w *watcher) setAt(dir, at string, placed bool) {
+	if old, had := w.at[dir]; had {
+		if w.watches[old]--; w.watches[old] == 0 {
+			delete(w.watches, old)
+		}
+	}
+	delete(w.at, dir)
+	if placed {
+		w.at[dir] = at
+		w.watches[at]++
+	}
+}
+
+// aside reports whether an event in dir about name concerns no one: dir is
+// watched only as the parent of subscribed folders (see guards), and name is
+// not one of theirs. A parent where files are made and deleted by the thousand
+// then costs a lookup per event.
+func (w *watcher) aside(dir string, name []byte) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	names, ok := w.children[dir]
+	return ok && names[string(name)] == 0 && !w.watching(dir) && w.subs[dir] == nil
 }
 
 // rewatch makes the watches match the folders again, where events may have been
@@ -370,7 +452,11 @@ func (w *watcher) watchNearest(dir string) string {
 	at := existingAncestor(dir)
 	for {
 		if !w.watching(at) {
-			if err := w.in.add(at, inotifyMask); err != nil {
+			err := w.in.add(at, inotifyMask)
+			if errors.Is(err, unix.ENOSPC) && w.dropGuards() {
+				continue
+			}
+			if err != nil {
 				// ENOSPC here is the watch limit (fs.inotify.max_user_watches).
 				w.log.Warn("cannot watch directory, polling", "dir", at, "err", err)
 				return ""
@@ -380,39 +466,27 @@ func (w *watcher) watchNearest(dir string) string {
 		if now == at {
 			return at
 		}
-		if !w.watching(at) && !w.guarding(at) {
-			w.in.remove(at) // added just now, for nothing
-		}
+		w.release(at) // added just now, for nothing
 		at = now
 	}
 }
 
 // watching reports whether some subscribed directory is watched through x (or,
 // for x "", polled).
-func (w *watcher) watching(x string) bool {
-	for _, at := range w.at {
-		if at == x {
-			return true
-		}
-	}
-	return false
-}
+func (w *watcher) watching(x string) bool { return w.watches[x] > 0 }
 
 // guarding reports whether x is watched as the parent of a subscribed directory
 // (see guards).
-func (w *watcher) guarding(x string) bool {
-	for _, parent := range w.guards {
-		if parent == x {
-			return true
-		}
-	}
-	return false
-}
+func (w *watcher) guarding(x string) bool { return len(w.children[x]) > 0 }
 
-// release stops watching x when no subscribed directory needs it, for itself
-// or as its parent. (A watch that served both keeps the events of both.)
+// release stops watching x when no subscribed directory needs it, or watches it
+// for names only when it is needed only as a parent (see guards).
 func (w *watcher) release(x string) {
-	if x != "" && !w.watching(x) && !w.guarding(x) {
+	switch {
+	case x == "" || w.watching(x):
+	case w.guarding(x):
+		_ = w.in.add(x, guardMask) // gone: its children's own watches tell
+	default:
 		w.in.remove(x)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -138,6 +139,75 @@ func TestWatchFolderRecreatedWhileDrained(t *testing.T) {
 	if got := out.String(); got != "a\nb\nc\n" {
 		t.Errorf("output %q, want %q", got, "a\nb\nc\n")
 	}
+}
+
+// A folder's parent is watched for names only (see watcher.guards): writes to
+// the other files of a folder sidetail does not read wake nothing. Also after the
+// folder was deleted and made again, while the parent was watched in its place
+// for every event, the nearest folder there.
+func TestWatchParentForNamesOnly(t *testing.T) {
+	top := t.TempDir()
+	dir := filepath.Join(top, "logs")
+	path := filepath.Join(dir, "app.log")
+	os.Mkdir(dir, 0o755)
+	write(t, path, "a\n", os.O_APPEND)
+	tl, out := inotifyTailer(t, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	var done sync.WaitGroup
+	done.Go(func() { tl.watcher.Run(ctx) })
+	done.Go(func() {
+		if err := tl.follower(path, "t", followOpts{}).run(ctx, tl.watcher); err != nil {
+			t.Errorf("follower: %v", err)
+		}
+	})
+	defer func() { cancel(); done.Wait() }()
+	waitOutput(t, out, "a\n")
+	fd := tl.watcher.in.fd
+	waitMask(t, fd, top, guardMask)
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	waitMask(t, fd, top, inotifyMask) // watched in the folder's place
+	os.Mkdir(dir, 0o755)
+	write(t, path, "b\n", os.O_APPEND)
+	waitOutput(t, out, "a\nb\n")
+	waitMask(t, fd, top, guardMask)
+}
+
+// waitMask waits until the inotify instance fd watches folder dir for the events
+// of want; the deadline is a hang guard.
+func waitMask(t *testing.T, fd int, dir string, want uint32) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for got := watchMask(t, fd, dir); got != want; got = watchMask(t, fd, dir) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s watched for %#x, want %#x", dir, got, want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// watchMask returns the events the inotify instance fd watches folder dir for
+// (0: not watched), as /proc/self/fdinfo says.
+func watchMask(t *testing.T, fd int, dir string) uint32 {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	info, err := os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", fd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(info)) {
+		var wd int
+		var ino uint64
+		var mask uint32
+		if _, err := fmt.Sscanf(line, "inotify wd:%d ino:%x sdev:%x mask:%x", &wd, &ino, new(uint64), &mask); err == nil && ino == st.Ino {
+			return mask
+		}
+	}
+	return 0
 }
 
 // A symbolic link among the folders of the path, switched as a deploy switches
