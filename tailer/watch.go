@@ -242,9 +242,6 @@ func (w *watcher) readEvents() {
 // of the folder it happened in are woken. Writes, nearly every event, take no
 // allocation.
 func (w *watcher) event(dir string, name []byte, mask uint32) {
-	if name != nil && w.aside(dir, name) {
-		return
-	}
 	if mask&unix.IN_Q_OVERFLOW != 0 {
 		// Events were dropped: the watches are checked, and everyone looks again.
 		w.log.Warn("inotify queue overflowed, waking all files")
@@ -257,6 +254,9 @@ func (w *watcher) event(dir string, name []byte, mask uint32) {
 			dir = filepath.Dir(dir) // an event of the folder itself is one in its parent
 		}
 		w.notifyWrite(dir, name)
+		return
+	}
+	if name != nil && w.aside(dir, name) {
 		return
 	}
 	path, in := dir, filepath.Dir(dir)
