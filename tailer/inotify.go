@@ -122,10 +122,7 @@ func (in *inotify) add(dir string, mask uint32) error {
 // called it added mask to what it reported. Called with mu held.
 func (in *inotify) narrow(dir string, wd int32, mask uint32) {
 	in.masks[dir] = mask
-	var want uint32
-	for _, d := range in.dirs[wd] {
-		want |= in.masks[d]
-	}
+	want := in.wanted(wd)
 	if in.set[wd]|mask == want {
 		in.set[wd] = want
 		return
@@ -134,12 +131,26 @@ func (in *inotify) narrow(dir string, wd int32, mask uint32) {
 	switch {
 	case err != nil: // dir went meanwhile: its watch went with it
 	case int32(again) != wd:
-		// dir names another folder since the add: not ours to watch here (the
-		// watcher places dirs whose folder changed on the event it raises).
-		_, _ = unix.InotifyRmWatch(in.fd, uint32(again))
+		// dir names another folder since the add (the watcher places a dir whose
+		// folder changed on the event that raises): that one reports what its own
+		// names want, or goes when it has none.
+		if other := in.wanted(int32(again)); other != 0 {
+			_, _ = unix.InotifyAddWatch(in.fd, dir, other)
+		} else {
+			_, _ = unix.InotifyRmWatch(in.fd, uint32(again))
+		}
 	default:
 		in.set[wd] = want
 	}
+}
+
+// wanted returns the events the names of watch wd want. Called with mu held.
+func (in *inotify) wanted(wd int32) uint32 {
+	var want uint32
+	for _, d := range in.dirs[wd] {
+		want |= in.masks[d]
+	}
+	return want
 }
 
 // remove stops watching dir; the watch goes when no other name holds it. A folder

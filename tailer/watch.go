@@ -485,7 +485,7 @@ func (w *watcher) release(x string) {
 	switch {
 	case x == "" || w.watching(x):
 	case w.guarding(x):
-		_ = w.in.add(x, guardMask) // gone: its children's own watches tell
+		_ = w.in.add(x, guardMask) // fails only when x went: its folders' own watches tell
 	default:
 		w.in.remove(x)
 	}
