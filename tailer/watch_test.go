@@ -29,7 +29,15 @@ func watched(t *testing.T, path string) *syncbuf.Buffer {
 // watchedSettle is watched with a settle period.
 func watchedSettle(t *testing.T, path string, settle time.Duration) *syncbuf.Buffer {
 	t.Helper()
-	tl, out := inotifyTailer(t, settle)
+	_, out, _ := watchedTailer(t, path, settle)
+	return out
+}
+
+// watchedTailer is watchedSettle with the tailer it runs, and stop, which shuts
+// it down (as SIGTERM does) and returns once it ended; cleanup stops it too.
+func watchedTailer(t *testing.T, path string, settle time.Duration) (tl *tailer, out *syncbuf.Buffer, stop func()) {
+	t.Helper()
+	tl, out = inotifyTailer(t, settle)
 	w := tl.watcher
 	ctx, cancel := context.WithCancel(context.Background())
 	var done sync.WaitGroup
@@ -39,11 +47,12 @@ func watchedSettle(t *testing.T, path string, settle time.Duration) *syncbuf.Buf
 			t.Errorf("follower: %v", err)
 		}
 	})
-	t.Cleanup(func() {
+	stop = func() {
 		cancel()
 		done.Wait()
-	})
-	return out
+	}
+	t.Cleanup(stop)
+	return tl, out, stop
 }
 
 // inotifyTailer returns a tailer, writing to out, whose watcher uses inotify and
@@ -113,16 +122,7 @@ func TestWatchFolderRecreatedWhileDrained(t *testing.T) {
 	path := filepath.Join(dir, "app.log")
 	os.Mkdir(dir, 0o755)
 	write(t, path, "a\n", os.O_APPEND)
-	tl, out := inotifyTailer(t, time.Hour)
-	ctx, cancel := context.WithCancel(context.Background())
-	var done sync.WaitGroup
-	done.Go(func() { tl.watcher.Run(ctx) })
-	done.Go(func() {
-		if err := tl.follower(path, "t", followOpts{}).run(ctx, tl.watcher); err != nil {
-			t.Errorf("follower: %v", err)
-		}
-	})
-	defer func() { cancel(); done.Wait() }()
+	_, out, stop := watchedTailer(t, path, time.Hour)
 	waitOutput(t, out, "a\n")
 	for _, line := range []string{"b\n", "c\n"} {
 		if err := os.RemoveAll(dir); err != nil {
@@ -134,8 +134,7 @@ func TestWatchFolderRecreatedWhileDrained(t *testing.T) {
 		write(t, path, line, os.O_APPEND)
 		waitOpened(t, path)
 	}
-	cancel()
-	done.Wait()
+	stop()
 	if got := out.String(); got != "a\nb\nc\n" {
 		t.Errorf("output %q, want %q", got, "a\nb\nc\n")
 	}
@@ -151,16 +150,7 @@ func TestWatchParentForNamesOnly(t *testing.T) {
 	path := filepath.Join(dir, "app.log")
 	os.Mkdir(dir, 0o755)
 	write(t, path, "a\n", os.O_APPEND)
-	tl, out := inotifyTailer(t, 0)
-	ctx, cancel := context.WithCancel(context.Background())
-	var done sync.WaitGroup
-	done.Go(func() { tl.watcher.Run(ctx) })
-	done.Go(func() {
-		if err := tl.follower(path, "t", followOpts{}).run(ctx, tl.watcher); err != nil {
-			t.Errorf("follower: %v", err)
-		}
-	})
-	defer func() { cancel(); done.Wait() }()
+	tl, out, _ := watchedTailer(t, path, 0)
 	waitOutput(t, out, "a\n")
 	fd := tl.watcher.in.fd
 	waitMask(t, fd, top, guardMask)
