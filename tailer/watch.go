@@ -369,9 +369,9 @@ func (w *watcher) unguard(dir string) {
 		return
 	}
 	delete(w.guards, dir)
-	names := w.children[parent]
-	if names[filepath.Base(dir)]--; names[filepath.Base(dir)] == 0 {
-		delete(names, filepath.Base(dir))
+	names, name := w.children[parent], filepath.Base(dir)
+	if names[name]--; names[name] == 0 {
+		delete(names, name)
 	}
 	if len(names) == 0 {
 		delete(w.children, parent)

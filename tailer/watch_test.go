@@ -314,19 +314,19 @@ func TestWatchLinkChainSwitched(t *testing.T) {
 // it had when opened, or now).
 func waitClosed(t *testing.T, file string) {
 	t.Helper()
-	waitHeld(t, func(name string) bool { return strings.HasPrefix(name, file) }, false)
+	waitHeld(t, file+" closed", func(name string) bool { return strings.HasPrefix(name, file) }, false)
 }
 
 // waitOpened waits until this process holds file, not deleted.
 func waitOpened(t *testing.T, file string) {
 	t.Helper()
-	waitHeld(t, func(name string) bool { return name == file }, true)
+	waitHeld(t, file+" opened", func(name string) bool { return name == file }, true)
 }
 
-// waitHeld waits until some descriptor of this process names a file that is
-// passes (held), or none does; a deleted file's name, in /proc/self/fd, ends in
-// " (deleted)". The deadline is a hang guard.
-func waitHeld(t *testing.T, is func(name string) bool, held bool) {
+// waitHeld waits until some descriptor of this process names a file that passes
+// is (held), or none does; a deleted file's name, in /proc/self/fd, ends in
+// " (deleted)". what names the wait in its failure; the deadline is a hang guard.
+func waitHeld(t *testing.T, what string, is func(name string) bool, held bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -341,7 +341,7 @@ func waitHeld(t *testing.T, is func(name string) bool, held bool) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after 10 s, such a file held: %v, want %v", found, held)
+			t.Fatalf("waited 10 s for %s", what)
 		}
 		time.Sleep(time.Millisecond)
 	}
